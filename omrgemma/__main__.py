@@ -1,0 +1,3 @@
+from omrgemma.cli import main
+
+main()

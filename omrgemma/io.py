@@ -1,0 +1,34 @@
+"""Atomic file output: nothing the user had is overwritten without asking, nothing is half-written."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from omrgemma.errors import OutputExistsError
+
+
+def check_writable(path: Path, *, force: bool) -> None:
+    """Raise `OutputExistsError` if `path` exists and `force` is false."""
+    if path.exists() and not force:
+        raise OutputExistsError(path)
+
+
+def write_atomic(path: str | Path, data: bytes | str, *, force: bool = True) -> Path:
+    """Write `data` to `path` through a temporary file in the same folder and an atomic rename."""
+    path = Path(path)
+    check_writable(path, force=force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
