@@ -1,0 +1,182 @@
+"""One **kern data token, parsed: notes, rests, chords, durations, ties, slurs, beams.
+
+A token is what one spine holds on one data line: `.` (null), one note or rest (`4.cc#L`), or a
+chord of space-separated subtokens (`8C 8E 8G`). Durations are `fractions.Fraction` quarter notes:
+
+    recip N       -> 4/N quarters (N=0: breve, 00: long, 000: maxima)
+    recip N%M     -> 4*M/N quarters (`3%2` = 2/3 of a whole note = 8/3 quarters)
+    each dot      -> adds half of the previous value (`4..` = 7/4)
+    q, Q (grace)  -> 0 whatever the recip says
+
+The duration of a chord is the duration of its first non-grace subtoken (as humlib does).
+Parsing is cached because real scores repeat the same few hundred tokens.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+
+_RECIP = re.compile(r"(\d+)(?:%(\d+))?(\.*)")
+_PITCH = re.compile(r"([a-gA-G])\1*")
+# Every signifier the Humdrum **kern reference defines, plus the user-definable ones the corpora use
+# (`<`, `>`, `i`, `l`, `N`, `j`, `V`, `+`, `|`, `@`, `Z`, `!` …; declared in `!!!RDF**kern:` records).
+KNOWN_SIGNIFIERS = frozenset(
+    "0123456789.%"  # duration
+    "abcdefgABCDEFG#-nr"  # pitch, accidentals, rest
+    "qQPp"  # grace notes, appoggiaturas
+    "(){}&"  # slurs, phrases, elisions
+    "[_]"  # ties
+    "LJKk"  # beams
+    "'\"`~^;:,"  # articulations, fermata, arpeggio, breath
+    "tTMmWwSsR$Oo"  # ornaments
+    "vuzHhUI"  # bowing, sforzando, glissando, mute
+    "/\\xXyY?"  # stems, editorial marks, invisibility, questionable
+    "<>ijlNVZ+|@"  # user-definable signifiers seen in practice
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """One subtoken: a note or a rest.
+
+    `pitch` is the kern pitch letters and accidentals (`cc#`, `BB-`), "" for rests;
+    `duration` is in quarter notes (0 for grace notes), None when the subtoken has no recip.
+    """
+
+    text: str
+    pitch: str
+    duration: Fraction | None
+    recip: str
+    is_rest: bool
+    is_grace: bool
+    tie_start: bool  # [
+    tie_continue: bool  # _
+    tie_end: bool  # ]
+    slur_starts: int  # count of ( (elided &( included)
+    slur_ends: int
+    is_invisible: bool  # yy
+    unknown: str  # characters that are no **kern signifier
+    malformed: str  # why this subtoken cannot be read ("" when it can)
+
+    @property
+    def is_note(self) -> bool:
+        return bool(self.pitch) and not self.is_rest
+
+    @property
+    def step_octave(self) -> tuple[str, int] | None:
+        """The pitch as (letter, octave) with middle C = ("C", 4), or None for rests."""
+        if not self.pitch:
+            return None
+        letters = _PITCH.match(self.pitch)
+        if letters is None:
+            return None
+        run = letters.group(0)
+        octave = 3 + len(run) if run[0].islower() else 4 - len(run)
+        return run[0].upper(), octave
+
+
+@dataclass(frozen=True, slots=True)
+class KernToken:
+    """A whole data token of a `**kern` spine: null, or one or more `Note`s (a chord)."""
+
+    text: str
+    notes: tuple[Note, ...]
+
+    @property
+    def is_null(self) -> bool:
+        return self.text == "."
+
+    @property
+    def duration(self) -> Fraction | None:
+        """Quarter notes this token lasts: 0 for a null or all-grace token, None if unreadable."""
+        if self.is_null:
+            return Fraction(0)
+        for note in self.notes:
+            if not note.is_grace:
+                return note.duration
+        return Fraction(0)
+
+    @property
+    def is_grace(self) -> bool:
+        return bool(self.notes) and all(note.is_grace for note in self.notes)
+
+    @property
+    def is_rest(self) -> bool:
+        return bool(self.notes) and all(note.is_rest for note in self.notes)
+
+    @property
+    def malformed(self) -> str:
+        return "; ".join(f"{n.text!r}: {n.malformed}" for n in self.notes if n.malformed)
+
+
+def recip_duration(recip: str) -> Fraction | None:
+    """Quarter notes of a kern recip such as `4`, `8.`, `12`, `3%2`, `0`, `00.`; None if invalid."""
+    match = _RECIP.fullmatch(recip)
+    if match is None:
+        return None
+    digits, denominator, dots = match.groups()
+    if digits.strip("0") == "":  # 0 breve, 00 long, 000 maxima
+        base = Fraction(8 * 2 ** (len(digits) - 1))
+    else:
+        base = Fraction(4) / int(digits)
+    if denominator is not None:
+        base *= int(denominator)
+    return base * (2 - Fraction(1, 2 ** len(dots)))
+
+
+@lru_cache(maxsize=65536)
+def parse_note(text: str) -> Note:
+    """Parse one subtoken (no spaces)."""
+    recips = list(_RECIP.finditer(text))
+    pitches = list(_PITCH.finditer(text))
+    is_rest = "r" in text
+    is_grace = "q" in text or "Q" in text
+    problems = []
+    recip = ""
+    duration: Fraction | None = None
+    if len(recips) > 1:
+        problems.append("more than one duration")
+    elif recips:
+        recip = recips[0].group(0)
+        duration = recip_duration(recip)
+    if is_grace:
+        duration = Fraction(0)
+    elif not recips:
+        problems.append("no duration")
+    pitch = ""
+    if len(pitches) > 1:
+        problems.append("more than one pitch")
+    elif pitches:
+        start = pitches[0].end()
+        accidental = re.match(r"#+|-+|n", text[start:])
+        pitch = pitches[0].group(0) + (accidental.group(0) if accidental else "")
+    if not pitches and not is_rest:
+        problems.append("no pitch and no rest")
+    unknown = "".join(sorted({c for c in text if c not in KNOWN_SIGNIFIERS}))
+    return Note(
+        text=text,
+        pitch="" if is_rest else pitch,
+        duration=duration,
+        recip=recip,
+        is_rest=is_rest,
+        is_grace=is_grace,
+        tie_start="[" in text,
+        tie_continue="_" in text,
+        tie_end="]" in text,
+        slur_starts=text.count("("),
+        slur_ends=text.count(")"),
+        is_invisible="yy" in text,
+        unknown=unknown,
+        malformed=", ".join(problems),
+    )
+
+
+@lru_cache(maxsize=65536)
+def parse_token(text: str) -> KernToken:
+    """Parse a `**kern` data token; `.` is the null token."""
+    if text == ".":
+        return KernToken(text=text, notes=())
+    return KernToken(text=text, notes=tuple(parse_note(part) for part in text.split(" ") if part))
