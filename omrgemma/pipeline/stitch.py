@@ -1,0 +1,320 @@
+"""Stitch per-system **kern fragments into one score.
+
+The model transcribes one system at a time; each answer is a small kern file of its own, with
+its own exclusive record, clef/key/meter header and maybe a terminator. A score needs one of
+each. `stitch` joins the systems of all pages in order:
+
+- one spine layout for the whole score: the layout most systems agree on (the first on a tie);
+  a system with another layout is mapped onto it track by track (spines of each type matched
+  from the right, where kern puts the upper staff), a missing `**kern` spine is filled with one
+  rest per measure, an extra one dropped, and each such repair is reported;
+- the first system's header is kept; a later system's header tokens that repeat what is in
+  force (clef, key signature, key, meter, ...) are dropped, changes stay as an interpretation
+  record at the join;
+- split spines still open at a system's end are merged (`*v`) so every join has the base layout;
+- one barline at each join (the model may write the closing barline of a system, the opening
+  one of the next, or both);
+- system and page breaks are kept as the layout comments the corpora use
+  (`!!LO:LB:g=original`, `!!LO:PB:g=original`), so the score can be engraved with the original
+  line breaks and any line can be traced back to its system.
+
+Pure Python on text; no music21, no verovio.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+from omrgemma.kern.parse import KernDocument, Kind, Record, parse
+
+LINE_BREAK = "!!LO:LB:g=original"
+PAGE_BREAK = "!!LO:PB:g=original"
+_BREAK = re.compile(r"!!LO:(LB|PB)\b")
+
+# Header interpretations that stay in force until changed, by category.
+_CATEGORIES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("clef", re.compile(r"\*clef")),
+    ("keysig", re.compile(r"\*k\[")),
+    ("key", re.compile(r"\*[A-Ga-g?][#-]*:")),
+    ("meter", re.compile(r"\*M\d|\*M\*|\*MX")),
+    ("mensur", re.compile(r"\*met\(")),
+    ("staff", re.compile(r"\*staff")),
+    ("instrument", re.compile(r"\*I")),
+    ("part", re.compile(r"\*part")),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SystemKern:
+    """One system's transcription. `new_page`: the system is the first of a page (not the first)."""
+
+    text: str
+    new_page: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class StitchedScore:
+    """The joined score.
+
+    text: the whole score's kern. exclusives: its spine layout.
+    first_measure: per system, the 1-based index of its first measure in the score
+    (`len(parse(text).measures)` counts them); measures: per system, its number of measures.
+    problems: what stitching had to repair, one sentence each, naming the system (1-based).
+    """
+
+    text: str
+    exclusives: tuple[str, ...]
+    first_measure: tuple[int, ...]
+    measures: tuple[int, ...]
+    problems: tuple[str, ...] = field(default=())
+
+
+def category(token: str) -> str | None:
+    """The header category of an interpretation token (`*clefG2` -> "clef"), None if none."""
+    for name, pattern in _CATEGORIES:
+        if pattern.match(token):
+            return name
+    return None
+
+
+def recip(quarters: Fraction) -> str | None:
+    """The kern recip of a duration in quarters (3 -> "2.", 4 -> "1"), None if no single one fits."""
+    if quarters <= 0:
+        return None
+    for dots, factor in ((0, Fraction(1)), (1, Fraction(3, 2)), (2, Fraction(7, 4))):
+        whole = Fraction(4) * factor / quarters
+        if whole.denominator == 1:
+            return f"{whole.numerator}{'.' * dots}"
+        if whole == Fraction(1, 2):
+            return "0" + "." * dots
+    return None
+
+
+def stitch(systems: list[SystemKern]) -> StitchedScore:
+    """Join `systems` (in reading order) into one score; see the module docstring."""
+    docs = [parse(s.text) for s in systems]
+    layouts = [_exclusives(d) for d in docs]
+    usable = [layout for layout in layouts if layout]
+    if not usable:
+        return StitchedScore(text="", exclusives=(), first_measure=(), measures=())
+    base = _majority(usable)
+    state: dict[tuple[int, str], str] = {}  # (base track, category) -> token in force
+    problems: list[str] = []
+    lines: list[str] = []
+    first_measure: list[int] = []
+    measure_counts: list[int] = []
+    measures_so_far = 0
+    header_written = False
+    for number, (system, doc, layout) in enumerate(zip(systems, docs, layouts, strict=True), 1):
+        first_measure.append(measures_so_far + 1)
+        measure_counts.append(len(doc.measures))
+        measures_so_far += len(doc.measures)
+        if not layout:
+            problems.append(f"system {number}: no kern could be read; it is left out")
+            continue
+        mapping = _map_tracks(layout, base)
+        if layout != base:
+            problems.append(
+                f"system {number}: {len(layout)} spine(s) {'/'.join(layout)} where the score has "
+                f"{len(base)}; mapped onto the score's spines"
+            )
+        fillers = _rest_fillers(doc)
+        header, body = _split_header(doc)
+        if not header_written:
+            lines += [r.text for r in doc.records[: _exclusive_index(doc)] if r.is_global]
+            lines.append("\t".join(base))
+            for record in header:
+                if record.is_global:
+                    lines.append(record.text)
+                    continue
+                fields = _remap(record, mapping, base, fillers)
+                _update_state(state, fields)
+                lines.append("\t".join(fields))
+            header_written = True
+        else:
+            changes = _changes(header, mapping, base, state)
+            body = _join_barline(lines, body, base, mapping, fillers)
+            lines.append(PAGE_BREAK if system.new_page else LINE_BREAK)
+            if changes:
+                lines.append("\t".join(changes))
+        for record in body:
+            if record.is_global:
+                if not _BREAK.match(record.text):
+                    lines.append(record.text)
+                continue
+            fields = _remap(record, mapping, base, fillers)
+            if record.kind is Kind.INTERPRETATION:
+                _update_state(state, fields)
+            lines.append("\t".join(fields))
+        lines += _merges("\n".join(lines), len(base))
+    lines.append("\t".join("*-" for _ in base))
+    return StitchedScore(
+        text="\n".join(lines) + "\n",
+        exclusives=base,
+        first_measure=tuple(first_measure),
+        measures=tuple(measure_counts),
+        problems=tuple(problems),
+    )
+
+
+def _exclusive_index(doc: KernDocument) -> int:
+    return next((i for i, r in enumerate(doc.records) if r.is_exclusive), -1)
+
+
+def _exclusives(doc: KernDocument) -> tuple[str, ...]:
+    """The system's spine types; a headerless system's parse guesses `**kern` for every field."""
+    index = _exclusive_index(doc)
+    if index >= 0:
+        return doc.records[index].fields
+    first = next((r for r in doc.records if not r.is_global), None)
+    return ("**kern",) * len(first.fields) if first is not None else ()
+
+
+def _majority(layouts: list[tuple[str, ...]]) -> tuple[str, ...]:
+    counts = Counter(layouts)
+    best = max(counts.values())
+    return next(layout for layout in layouts if counts[layout] == best)
+
+
+def _map_tracks(layout: tuple[str, ...], base: tuple[str, ...]) -> dict[int, int]:
+    """System track -> base track (both 1-based), matching spines of each type from the right.
+
+    From the right because kern lists staves bottom first: a one-staff system in a piano score
+    is more likely its upper staff (a melody, a right-hand passage) than its bass.
+    """
+    mapping: dict[int, int] = {}
+    for kind in set(base):
+        ours = [i + 1 for i, t in enumerate(layout) if t == kind]
+        theirs = [i + 1 for i, t in enumerate(base) if t == kind]
+        mapping.update(zip(reversed(ours), reversed(theirs), strict=False))
+    return mapping
+
+
+def _split_header(doc: KernDocument) -> tuple[list[Record], list[Record]]:
+    """(header, body): the header runs from after the exclusive record to the first data,
+    barline or spine manipulator; the body stops at the terminator."""
+    start = _exclusive_index(doc) + 1
+    records = doc.records[start:]
+    cut = next(
+        (i for i, r in enumerate(records) if r.kind in (Kind.DATA, Kind.BARLINE) or r.is_manipulator),
+        len(records),
+    )
+    header, body = records[:cut], records[cut:]
+    end = next(
+        (i for i, r in enumerate(body) if r.kind is Kind.INTERPRETATION and set(r.fields) == {"*-"}),
+        len(body),
+    )
+    body = [r for r in body[:end] if r.kind is not Kind.EMPTY and not r.is_exclusive]
+    return [r for r in header if r.kind is not Kind.EMPTY], body
+
+
+def _rest_fillers(doc: KernDocument) -> dict[int, str]:
+    """Record index -> a whole-measure rest, for the first data record of each measure."""
+    fillers: dict[int, str] = {}
+    for measure in doc.measures:
+        known = [d for d in measure.durations.values() if d]
+        first = next(
+            (i for i in range(measure.start, measure.stop) if doc.records[i].kind is Kind.DATA), None
+        )
+        rest = recip(max(known)) if known else None
+        if first is not None and rest is not None:
+            fillers[doc.records[first].line] = rest + "r"
+    return fillers
+
+
+def _remap(
+    record: Record, mapping: dict[int, int], base: tuple[str, ...], fillers: dict[int, str]
+) -> list[str]:
+    """The record's fields laid out on the base tracks (identity when the layouts agree)."""
+    groups: dict[int, list[str]] = {}
+    for text, track in zip(record.fields, record.tracks, strict=True):
+        if track in mapping:
+            groups.setdefault(mapping[track], []).append(text)
+    fields: list[str] = []
+    for track, kind in enumerate(base, 1):
+        if track in groups:
+            fields += groups[track]
+        elif record.kind is Kind.DATA:
+            rest = fillers.get(record.line) if kind == "**kern" else None
+            fields.append(rest or ".")
+        elif record.kind is Kind.BARLINE:
+            fields.append(record.fields[0])
+        elif record.kind is Kind.LOCAL_COMMENT:
+            fields.append("!")
+        else:
+            fields.append("*")
+    return fields
+
+
+def _update_state(state: dict[tuple[int, str], str], fields: list[str]) -> None:
+    # Only records with one field per base track reach here at a join; inside a body a split
+    # spine shifts the columns, which can only make a later header token look like a change.
+    for track, token in enumerate(fields, 1):
+        name = category(token)
+        if name is not None:
+            state[(track, name)] = token
+
+
+def _changes(
+    header: list[Record],
+    mapping: dict[int, int],
+    base: tuple[str, ...],
+    state: dict[tuple[int, str], str],
+) -> list[str]:
+    """One interpretation record with the header tokens that differ from those in force."""
+    changes = ["*"] * len(base)
+    for record in header:
+        if record.kind is not Kind.INTERPRETATION:
+            continue
+        for track, token in enumerate(_remap(record, mapping, base, {}), 1):
+            name = category(token)
+            if name is None or name in ("staff", "instrument", "part"):
+                continue  # these name the spine; they never change mid-score
+            if state.get((track, name)) != token:
+                state[(track, name)] = token
+                changes[track - 1] = token  # a second change of one spine: the last wins
+    return changes if any(c != "*" for c in changes) else []
+
+
+def _join_barline(
+    lines: list[str],
+    body: list[Record],
+    base: tuple[str, ...],
+    mapping: dict[int, int],
+    fillers: dict[int, str],
+) -> list[Record]:
+    """Keep one barline at the join: the previous system's, else the one this system opens with."""
+    first = next((i for i, r in enumerate(body) if not r.is_global), None)
+    if first is None or body[first].kind is not Kind.BARLINE:
+        return body
+    previous = next((line for line in reversed(lines) if not line.startswith("!!")), "")
+    if not previous.startswith("="):
+        lines.append("\t".join(_remap(body[first], mapping, base, fillers)))
+    return body[:first] + body[first + 1 :]
+
+
+def _merges(text: str, width: int) -> list[str]:
+    """`*v` records that bring split spines at the end of `text` back to `width` spines."""
+    added: list[str] = []
+    for _ in range(8):  # each pass merges one level of nesting
+        doc = parse(text + "\n" + "\n".join(added))
+        last = next((r for r in reversed(doc.records) if not r.is_global), None)
+        if last is None or len(last.fields) <= width:
+            return added
+        ids = list(last.spines)
+        depth = max(i.count(".") for i in ids)
+        fields = []
+        for i, spine in enumerate(ids):
+            parent = spine.rpartition(".")[0]
+            sibling = any(
+                j != i and other.rpartition(".")[0] == parent and abs(j - i) == 1
+                for j, other in enumerate(ids)
+            )
+            fields.append("*v" if spine.count(".") == depth and sibling else "*")
+        if "*v" not in fields:
+            return added
+        added.append("\t".join(fields))
+    return added
