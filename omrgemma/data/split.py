@@ -140,9 +140,9 @@ def main(argv: list[str] | None = None) -> None:
     document = build_split(root / "kern")
     HELDOUT_JSON.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
     total = sum(len(c["heldout"]) for c in document["collections"].values())
-    print(f"{total} held-out movements in {len(document['collections'])} collections", file=sys.stderr)
-
-
+    print(
+        f"{total} held-out movements in {len(document['collections'])} collections", file=sys.stderr
+    )
 
 
 if __name__ == "__main__":

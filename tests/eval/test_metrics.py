@@ -17,7 +17,9 @@ def dp_levenshtein(a, b):
     for i in range(1, len(a) + 1):
         for j in range(1, len(b) + 1):
             table[i][j] = min(
-                table[i - 1][j] + 1, table[i][j - 1] + 1, table[i - 1][j - 1] + (a[i - 1] != b[j - 1])
+                table[i - 1][j] + 1,
+                table[i][j - 1] + 1,
+                table[i - 1][j - 1] + (a[i - 1] != b[j - 1]),
             )
     return table[-1][-1]
 
