@@ -1,0 +1,208 @@
+"""Gemma 2 decoder over already-embedded inputs, with an optional KV cache.
+
+Follows big_vision `models/ppp/gemma.py` (names `llm/...`, layers stacked on a leading axis):
+
+    h   = x + PostAttnNorm(Attn(PreAttnNorm(x)))
+    out = h + PostFFWNorm(MLP(PreFFWNorm(h)))
+    Attn: RoPE on q and k, q *= query_pre_attn_scalar**-0.5, logits in f32, soft-cap, mask,
+          softmax; query head n reads kv head n // G (GQA)
+    MLP:  (gelu_tanh(x Wg[0]) * (x Wg[1])) Wlinear
+    logits = RMSNorm_final(x) @ E^T, optionally soft-capped
+
+Axis letters: see `layers.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from omrgemma.config import PaliGemmaConfig
+from omrgemma.nn.layers import (
+    BIG_NEG,
+    Params,
+    apply_rope,
+    fan_in,
+    gelu,
+    rms_norm,
+    softcap,
+    zeros,
+)
+
+
+def param_specs(config: PaliGemmaConfig) -> dict:
+    """Nested `ParamSpec`s of the `llm` subtree."""
+    t = config.text
+    L, D, N, K, H, F = t.depth, t.width, t.num_heads, t.num_kv_heads, t.head_dim, t.mlp_dim
+    return {
+        "embedder": {"input_embedding": fan_in((config.vocab_size, D), D)},
+        "layers": {
+            "attn": {
+                "q_einsum": {"w": fan_in((L, N, D, H), D)},
+                "kv_einsum": {"w": fan_in((L, 2, K, D, H), D)},
+                "attn_vec_einsum": {"w": fan_in((L, N, H, D), N * H)},
+            },
+            "mlp": {
+                "gating_einsum": fan_in((L, 2, D, F), D),
+                "linear": fan_in((L, F, D), F),
+            },
+            "pre_attention_norm": {"scale": zeros((L, D))},
+            "post_attention_norm": {"scale": zeros((L, D))},
+            "pre_ffw_norm": {"scale": zeros((L, D))},
+            "post_ffw_norm": {"scale": zeros((L, D))},
+        },
+        "final_norm": {"scale": zeros((D,))},
+    }
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class KVCache:
+    """Keys and values of every layer: k, v: [L, B, S, K, H] (S = cache length, in slots)."""
+
+    k: jax.Array
+    v: jax.Array
+
+    @property
+    def length(self) -> int:
+        return self.k.shape[2]
+
+
+def init_cache(config: PaliGemmaConfig, batch: int, length: int, dtype=None) -> KVCache:
+    """An all-zero cache of `length` slots; dtype defaults to the compute dtype."""
+    t = config.text
+    shape = (t.depth, batch, length, t.num_kv_heads, t.head_dim)
+    dtype = jnp.dtype(dtype or config.compute_dtype)
+    return KVCache(k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype))
+
+
+def _sliding_mask(
+    attn_mask: jax.Array, positions: jax.Array, window: int, cache_index: jax.Array | None
+) -> jax.Array:
+    """The mask of sliding-window layers, [B, T, S].
+
+    A query at position p sees key position q only if p - q < window (transformers'
+    `kv_idx > q_idx - window`), except that tokens that see each other both ways (the
+    bidirectional image+prefix block) stay visible at any distance, as transformers ORs its
+    prefix block onto the sliding mask. With a cache, slot s is taken to hold position
+    s - (last slot written) + positions[:, -1]: each row holds contiguous positions.
+    """
+    B, T, S = attn_mask.shape
+    if cache_index is None:
+        key_pos = positions
+        own = attn_mask
+    else:
+        last_slot = cache_index + T - 1
+        key_pos = jnp.arange(S)[None, :] - last_slot + positions[:, -1:]
+        own = jax.lax.dynamic_slice(attn_mask, (0, 0, cache_index), (B, T, T))
+    near = (positions[:, :, None] - key_pos[:, None, :]) < window
+    mutual = own & jnp.swapaxes(own, 1, 2)
+    if cache_index is not None:
+        mutual = jax.lax.dynamic_update_slice(
+            jnp.zeros_like(attn_mask), mutual, (0, 0, cache_index)
+        )
+    return attn_mask & (near | mutual)
+
+
+def _attention(
+    x: jax.Array,
+    p: Params,
+    config: PaliGemmaConfig,
+    positions: jax.Array,
+    mask: jax.Array,
+    kv: tuple[jax.Array, jax.Array] | None,
+    cache_index: jax.Array | None,
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
+    """x: [B, T, D]; mask: bool[B, T, S]; kv: this layer's cache ([B, S, K, H] each) or None."""
+    t = config.text
+    cd = x.dtype
+    B, T, _ = x.shape
+    K, G = t.num_kv_heads, t.num_heads // t.num_kv_heads
+    q = jnp.einsum("BTD,NDH->BTNH", x, p["q_einsum"]["w"].astype(cd))
+    kv_w = p["kv_einsum"]["w"].astype(cd)
+    k = jnp.einsum("BSD,KDH->BSKH", x, kv_w[0])
+    v = jnp.einsum("BSD,KDH->BSKH", x, kv_w[1])
+    q = apply_rope(q, positions, t.rope_base) * jnp.asarray(t.query_pre_attn_scalar**-0.5, cd)
+    k = apply_rope(k, positions, t.rope_base)
+    if kv is not None:
+        cache_k, cache_v = kv
+        cache_k = jax.lax.dynamic_update_slice(
+            cache_k, k.astype(cache_k.dtype), (0, cache_index, 0, 0)
+        )
+        cache_v = jax.lax.dynamic_update_slice(
+            cache_v, v.astype(cache_v.dtype), (0, cache_index, 0, 0)
+        )
+        kv = (cache_k, cache_v)
+        k, v = cache_k.astype(cd), cache_v.astype(cd)
+    q = q.reshape(B, T, K, G, t.head_dim)  # query head n = k * G + g reads kv head k
+    logits = jnp.einsum("BTKGH,BSKH->BKGTS", q, k, preferred_element_type=jnp.float32)
+    logits = softcap(logits, config.attn_logits_softcap)
+    logits = jnp.where(mask[:, None, None, :, :], logits, BIG_NEG)
+    probs = jax.nn.softmax(logits, axis=-1).astype(cd)
+    out = jnp.einsum("BKGTS,BSKH->BTKGH", probs, v).reshape(B, T, t.num_heads, t.head_dim)
+    return jnp.einsum("BTNH,NHD->BTD", out, p["attn_vec_einsum"]["w"].astype(cd)), kv
+
+
+def _mlp(x: jax.Array, p: Params) -> jax.Array:
+    """GeGLU. x: [B, T, D]."""
+    cd = x.dtype
+    w = p["gating_einsum"].astype(cd)
+    gate = jnp.einsum("BTD,DF->BTF", x, w[0])
+    up = jnp.einsum("BTD,DF->BTF", x, w[1])
+    return jnp.einsum("BTF,FD->BTD", gelu(gate) * up, p["linear"].astype(cd))
+
+
+def decode(
+    llm: Params,
+    config: PaliGemmaConfig,
+    x: jax.Array,
+    positions: jax.Array,
+    attn_mask: jax.Array,
+    cache: KVCache | None = None,
+    cache_index: jax.Array | None = None,
+) -> tuple[jax.Array, KVCache | None]:
+    """Run the decoder. x: [B, T, D] -> (f32 logits [B, T, V], updated cache or None).
+
+    See `omrgemma.nn.paligemma.forward` for the meaning of the arguments.
+    """
+    t = config.text
+    cd = jnp.dtype(config.compute_dtype)
+    x = x.astype(cd)
+    B, T, _ = x.shape
+    if cache is None:
+        if attn_mask.shape != (B, T, T):
+            raise ValueError(f"without a cache attn_mask must be [B, T, T], got {attn_mask.shape}")
+    else:
+        if cache_index is None:
+            raise ValueError("a cache needs a cache_index")
+        if attn_mask.shape != (B, T, cache.length):
+            raise ValueError(f"attn_mask must be [B, T, S={cache.length}], got {attn_mask.shape}")
+        cache_index = jnp.asarray(cache_index, jnp.int32)
+    attn_mask = attn_mask.astype(bool)
+    if config.sliding_window is None:
+        sliding_mask = attn_mask
+        is_sliding = jnp.zeros((t.depth,), bool)
+    else:
+        sliding_mask = _sliding_mask(attn_mask, positions, config.sliding_window, cache_index)
+        is_sliding = jnp.arange(t.depth) % 2 == 0  # transformers: layer i slides iff i is even
+
+    def layer(x: jax.Array, xs: tuple) -> tuple[jax.Array, tuple | None]:
+        p, sliding, kv = xs
+        mask = jnp.where(sliding, sliding_mask, attn_mask)
+        y = rms_norm(x, p["pre_attention_norm"]["scale"], t.norm_eps)
+        y, kv = _attention(y, p["attn"], config, positions, mask, kv, cache_index)
+        x = x + rms_norm(y, p["post_attention_norm"]["scale"], t.norm_eps)
+        y = _mlp(rms_norm(x, p["pre_ffw_norm"]["scale"], t.norm_eps), p["mlp"])
+        x = x + rms_norm(y, p["post_ffw_norm"]["scale"], t.norm_eps)
+        return x, kv
+
+    kv_in = None if cache is None else (cache.k, cache.v)
+    x, kv_out = jax.lax.scan(layer, x, (llm["layers"], is_sliding, kv_in))
+    x = rms_norm(x, llm["final_norm"]["scale"], t.norm_eps)
+    table = llm["embedder"]["input_embedding"].astype(cd)
+    logits = jnp.einsum("BTD,VD->BTV", x, table, preferred_element_type=jnp.float32)
+    logits = softcap(logits, config.final_logits_softcap)
+    new_cache = None if cache is None else KVCache(k=kv_out[0], v=kv_out[1])
+    return logits, new_cache
