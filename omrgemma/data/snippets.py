@@ -21,6 +21,9 @@ comment and layout line (`!!LO:`, `!LO:`), and other interpretations (`*MM`, `*>
 By default only `**kern` spines are kept (the model target is kern): `**dynam`, `**text`, `**fing`
 and other spines are dropped, or kept with `keep=("**kern", "**dynam")`.
 
+Ties that cross a system break are cut: the snippet keeps every tie that starts and ends inside
+it and drops the dangling halves (see `_drop_dangling_ties`), so each snippet is valid kern.
+
 Interpretation lines at the very start of a snippet (before its first data or barline) are folded
 into its header, so a system that opens with a clef or key change starts with the new one, as the
 print does.
@@ -47,6 +50,7 @@ import numpy as np
 
 from omrgemma.errors import KernError
 from omrgemma.kern.parse import Kind, Record, parse
+from omrgemma.kern.validate import tie_issues
 
 BREAK_MARK = re.compile(r"!!LO:(?:LB:(?:.*:)?g=(?:original|z)\b|PB\b)")
 _STATE_KINDS = ("staff", "clef", "key", "meter", "met", "ottava")
@@ -266,7 +270,7 @@ class _Cutter:
                 ending.append("\t".join(row))
                 width[merging] = 1
         ending.append("\t".join(["*-"] * len(tracks)))
-        kern = "\n".join(built.header + built.body + ending) + "\n"
+        kern = _drop_dangling_ties("\n".join(built.header + built.body + ending) + "\n")
         return Snippet(
             index=index,
             kern=kern,
@@ -274,6 +278,29 @@ class _Cutter:
             last_line=built.last_line,
             measures=built.measures + built.data_since_bar,
         )
+
+
+def _drop_dangling_ties(kern: str) -> str:
+    """Remove the half of a tie whose partner is in the neighbouring system.
+
+    A tie over a system break leaves `[` (or `_`) at the end of one snippet and `]` (or `_`) at
+    the start of the next; neither snippet is valid kern on its own. The tie start at the end is
+    dropped (`[4c` -> `4c`, `4c_` -> `4c]`) and so is the tie end at the start (`4c]` -> `4c`,
+    `4c_` -> `[4c`), keeping every tie inside the snippet.
+    """
+    lines = kern.split("\n")
+    for issue in tie_issues(parse(kern)):
+        fields = lines[issue.record].split("\t")
+        notes = fields[issue.field].split(" ")
+        note = notes[issue.note]
+        if issue.kind == "unclosed":
+            note = note.replace("[", "") if "[" in note else note.replace("_", "]")
+        else:
+            note = note.replace("]", "") if "]" in note else "[" + note.replace("_", "")
+        notes[issue.note] = note
+        fields[issue.field] = " ".join(notes)
+        lines[issue.record] = "\t".join(fields)
+    return "\n".join(lines)
 
 
 def _after_manipulators(layout: list[Voice], tokens: list[str]) -> list[Voice]:
