@@ -1,0 +1,157 @@
+"""Input file -> pages -> systems -> model crops: the CPU half of transcription.
+
+Runs without the model and without JAX, so a batch runs it in worker processes while the main
+process decodes. Everything it returns is plain numpy and dataclasses (cheap to send between
+processes).
+
+    analysis = analyze_input(Path("score.pdf"), pages="1-2", target=448)
+    analysis.pages[0].systems[0].image      # uint8[448, 448] crop for the model
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from omrgemma.errors import ImageError, NoStavesError, OmrError
+
+
+@dataclass(frozen=True, kw_only=True)
+class SystemCrop:
+    """One system: `number` 1-based within the score; `box` (x0, y0, x1, y1) in the page's
+    deskewed frame; `staves` how many staves it has; `image` uint8[S, S] for the model."""
+
+    number: int
+    page: int
+    box: tuple[float, float, float, float]
+    staves: int
+    image: np.ndarray
+
+
+@dataclass(frozen=True, kw_only=True)
+class PageAnalysis:
+    """One page: `index` 0-based in the file; `transform` float64[2, 3] input -> deskewed
+    pixels; `note` says why a page gave no systems (e.g. no staves found)."""
+
+    index: int
+    shape: tuple[int, int]
+    angle: float
+    transform: np.ndarray
+    systems: list[SystemCrop]
+    note: str | None = None
+
+
+@dataclass(kw_only=True)
+class InputAnalysis:
+    """All pages of one input, or the error that stopped reading it."""
+
+    path: Path
+    pages: list[PageAnalysis] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=lambda: {"read": 0.0, "analyze": 0.0})
+    error: str | None = None
+    error_kind: str | None = None
+
+    @property
+    def systems(self) -> list[SystemCrop]:
+        return [s for page in self.pages for s in page.systems]
+
+
+def analyze_input(
+    path: str | Path, *, target: int, pages: str | None = None, dpi: float = 300
+) -> InputAnalysis:
+    """Read every selected page of `path`, find its systems and cut them at `target` pixels.
+
+    Never raises an `OmrError`: a file that cannot be read comes back with `error` set; a page
+    without staves comes back with no systems and a `note`, so one blank page does not lose
+    the score.
+    """
+    from omrgemma.image import analyze_page, read_pages
+
+    cut_systems = _cutter()
+
+    analysis = InputAnalysis(path=Path(path))
+    number = 0
+    try:
+        clock = time.perf_counter()
+        for page in read_pages(path, pages=pages, dpi=dpi):
+            began = time.perf_counter()
+            analysis.seconds["read"] += began - clock
+            try:
+                layout = analyze_page(page.image, source=f"{path} page {page.index + 1}")
+            except NoStavesError:
+                analysis.pages.append(_empty_page(page, "no staves found on this page"))
+            else:
+                systems = []
+                for crop in cut_systems(page.image, layout, target=target, page_index=page.index):
+                    number += 1
+                    systems.append(
+                        SystemCrop(
+                            number=number,
+                            page=page.index,
+                            box=tuple(float(v) for v in crop.box),
+                            staves=len(crop.system.staves) if hasattr(crop, "system") else 0,
+                            image=np.ascontiguousarray(crop.image, dtype=np.uint8),
+                        )
+                    )
+                analysis.pages.append(
+                    PageAnalysis(
+                        index=page.index,
+                        shape=tuple(page.image.shape[:2]),
+                        angle=float(layout.angle),
+                        transform=np.asarray(layout.transform, np.float64),
+                        systems=systems,
+                    )
+                )
+            clock = time.perf_counter()
+            analysis.seconds["analyze"] += clock - began
+    except OmrError as exc:
+        analysis.error = exc.format()
+        analysis.error_kind = type(exc).__name__
+    if analysis.error is None and not analysis.pages:
+        analysis.error, analysis.error_kind = f"{path}: no pages", ImageError.__name__
+    return analysis
+
+
+def _empty_page(page, note: str) -> PageAnalysis:
+    return PageAnalysis(
+        index=page.index,
+        shape=tuple(page.image.shape[:2]),
+        angle=0.0,
+        transform=np.array([[1.0, 0, 0], [0, 1.0, 0]]),
+        systems=[],
+        note=note,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Cut:
+    box: tuple[float, float, float, float]
+    image: np.ndarray
+    system: object
+
+
+def _cutter():
+    """`omrgemma.image.crops.cut_systems`, or a plain box cut while that module is missing."""
+    try:
+        from omrgemma.image.crops import cut_systems
+    except ImportError:
+        return _cut_boxes
+    return cut_systems
+
+
+def _cut_boxes(page: np.ndarray, layout, *, target: int, page_index: int) -> list[_Cut]:
+    import cv2
+
+    from omrgemma.recognizer import fit_square
+
+    height, width = page.shape
+    deskewed = cv2.warpAffine(page, layout.transform, (width, height), borderValue=255)
+    cuts = []
+    for system in layout.systems:
+        x0, y0, x1, y1 = (round(v) for v in system.box)
+        crop = deskewed[max(0, y0) : min(height, y1), max(0, x0) : min(width, x1)]
+        cuts.append(_Cut(box=system.box, image=fit_square(crop, target), system=system))
+    return cuts

@@ -1,0 +1,296 @@
+"""A model directory turned into a function from system images to **kern.
+
+    recognizer = load_recognizer("models/omrgemma-small", beam=1, batch_size=8)
+    kerns = recognizer.predict([crop_a, crop_b])          # uint8[H, W] greys -> kern strings
+    results = recognizer.recognize([crop_a, crop_b])      # + per-token log-probabilities
+
+This is the only module of the pipeline that imports JAX, and it does so inside
+`load_recognizer`, so commands that never run a model start fast.
+
+A model directory is anything `omrgemma.checkpoint.load_any` reads: our own (config.json,
+model.safetensors, tokenizer.model), an official PaliGemma 2 transformers directory, or a
+big_vision `.npz` (with `tokenizer.model` beside it). An optional `inference.json` beside the
+weights names the task prompt (`"prompt"`, default empty: the model then sees `<bos><sep>` after
+the image) and the decode budget (`"max_new_tokens"`); our `config.json` is the model's
+architecture only, so these cannot live there.
+A directory holding several resolutions keeps each in a subfolder named by it (`224/`, `448/`);
+`resolution=` picks one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from omrgemma.errors import ModelError, UsageError
+
+DEFAULT_MAX_NEW_TOKENS = 1024
+INFERENCE_FILE = "inference.json"
+Device = Literal["auto", "cpu", "gpu", "tpu"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SystemResult:
+    """The model's answer for one system image.
+
+    kern: the decoded text. tokens: the generated ids (EOS excluded). token_logprobs:
+    f32[len(tokens)], log p of each token. pieces: the text of each token, so that
+    `"".join(pieces) == kern` and each token can be traced to the line it wrote.
+    finished: the model stopped with EOS (False: cut at the token budget).
+    """
+
+    kern: str
+    tokens: tuple[int, ...]
+    token_logprobs: np.ndarray
+    pieces: tuple[str, ...]
+    finished: bool = True
+
+
+@dataclass(kw_only=True)
+class Recognizer:
+    """A loaded model, tokenizer and decoding settings. Build it with `load_recognizer`."""
+
+    model_dir: Path
+    params: Any
+    config: Any
+    tokenizer: Any
+    prompt_ids: tuple[int, ...]
+    eos_id: int
+    pad_id: int
+    strategy: Any
+    batch_size: int
+    max_new_tokens: int
+    image_size: int
+    device: str
+    timings: dict[str, float] = field(default_factory=lambda: {"model": 0.0})
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[str]:
+        """uint8[H, W] greyscale system images (0 = black) -> one kern string each."""
+        return [result.kern for result in self.recognize(images)]
+
+    def recognize(self, images: Sequence[np.ndarray]) -> list[SystemResult]:
+        """Like `predict`, with the tokens and their log-probabilities; batches of `batch_size`."""
+        from omrgemma.decode import generate
+
+        results: list[SystemResult] = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start : start + self.batch_size]
+            pixels = np.stack([to_model_input(image, self.image_size) for image in chunk])
+            began = time.perf_counter()
+            decoded = generate(
+                self.params,
+                self.config,
+                pixels,
+                [self.prompt_ids] * len(chunk),
+                max_new_tokens=self.max_new_tokens,
+                eos_id=self.eos_id,
+                pad_id=self.pad_id,
+                strategy=self.strategy,
+            )
+            self.timings["model"] += time.perf_counter() - began
+            results += [self._result(row) for row in decoded]
+        return results
+
+    def _result(self, row: Any) -> SystemResult:
+        pieces = token_pieces(self.tokenizer, row.tokens)
+        return SystemResult(
+            kern="".join(pieces),
+            tokens=tuple(row.tokens),
+            token_logprobs=np.asarray(row.logprobs, np.float32),
+            pieces=tuple(pieces),
+            finished=bool(row.stopped_on_eos),
+        )
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What changes the output, for the batch manifest's settings key."""
+        return {
+            "model": str(self.model_dir),
+            "config": getattr(self.config, "name", None),
+            "image_size": self.image_size,
+            "strategy": repr(self.strategy),
+            "max_new_tokens": self.max_new_tokens,
+            "prompt_ids": list(self.prompt_ids),
+        }
+
+
+def token_pieces(tokenizer: Any, tokens: Sequence[int]) -> list[str]:
+    """The text each token adds to the decoded string (pieces join to `decode(tokens)`).
+
+    Computed from decoded prefixes rather than the vocabulary's piece strings, because
+    SentencePiece writes spaces as U+2581 and byte fallbacks as `<0x..>` pieces.
+    """
+    pieces, previous = [], ""
+    for end in range(1, len(tokens) + 1):
+        text = tokenizer.decode(list(tokens[:end]))
+        if not text.startswith(previous):  # a multi-token character completed: re-align
+            pieces.append(text[len(_common_prefix(previous, text)) :])
+        else:
+            pieces.append(text[len(previous) :])
+        previous = text
+    if pieces and "".join(pieces) != previous:  # guarantee the join is the decoded text
+        pieces[-1] += previous[len("".join(pieces)) :]
+    return pieces
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
+
+
+def to_model_input(image: np.ndarray, size: int) -> np.ndarray:
+    """uint8[H, W] grey -> f32[size, size, 3] in [-1, 1], the way training fed images.
+
+    A crop already `size` x `size` (what `omrgemma.image` cuts for the model) passes unchanged;
+    anything else is fitted the same way the crop cutter fits systems.
+    """
+    image = np.asarray(image)
+    if image.ndim == 3:
+        image = image[..., :3].mean(axis=-1).astype(np.uint8)
+    if image.shape != (size, size):
+        image = fit_square(image, size)
+    x = image.astype(np.float32) / 127.5 - 1.0
+    return np.repeat(x[..., None], 3, axis=-1)
+
+
+def fit_square(image: np.ndarray, size: int) -> np.ndarray:
+    """Fit a grey image into a white `size` x `size` square, keeping its aspect, centred."""
+    try:
+        from omrgemma.image.crops import fit_square as fit
+    except ImportError:
+        fit = _letterbox
+    return fit(image, size)
+
+
+def _letterbox(image: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    height, width = image.shape
+    scale = size / max(height, width)
+    h, w = max(1, round(height * scale)), max(1, round(width * scale))
+    small = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    canvas = np.full((size, size), 255, np.uint8)
+    top, left = (size - h) // 2, (size - w) // 2
+    canvas[top : top + h, left : left + w] = small
+    return canvas
+
+
+class _SentencePieceTokenizer:
+    """The few tokenizer calls inference needs, over a SentencePiece model file."""
+
+    def __init__(self, path: Path):
+        import sentencepiece as spm
+
+        self.processor = spm.SentencePieceProcessor(model_file=str(path))
+        self.eos_id = self.processor.eos_id()
+        self.pad_id = max(self.processor.pad_id(), 0)
+        self.bos_id = self.processor.bos_id()
+        self.sep_ids = self.processor.encode("\n")
+
+    def encode_prefix(self, prompt: str) -> list[int]:
+        """BOS + prompt + separator (the newline piece), as in PaliGemma."""
+        return [self.bos_id, *self.processor.encode(prompt), *self.sep_ids]
+
+    def decode(self, ids: list[int]) -> str:
+        return self.processor.decode(ids)
+
+
+def load_tokenizer(path: Path):
+    """`omrgemma.tokenizer.Tokenizer` when that module exists, else SentencePiece directly."""
+    if not Path(path).is_file():
+        raise ModelError("tokenizer.model is missing", path=path,
+                         hint="a model directory holds config.json, weights and tokenizer.model")
+    try:
+        from omrgemma.tokenizer import Tokenizer
+    except ImportError:
+        return _SentencePieceTokenizer(Path(path))
+    return Tokenizer.load(path)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"unreadable config ({exc})", path=path) from None
+
+
+def resolve_model_dir(model_dir: str | Path, resolution: int | None) -> Path:
+    """The directory to load: `model_dir`, or its `<resolution>/` subfolder when one is asked for."""
+    root = Path(model_dir)
+    if not root.exists():
+        raise ModelError(
+            "model not found",
+            path=root,
+            hint="pass --model DIR with a model directory (config.json, weights, tokenizer.model)",
+        )
+    if resolution is None:
+        return root
+    candidate = root / str(resolution)
+    if candidate.is_dir():
+        return candidate
+    size = _read_json(root / "config.json").get("image_size")
+    if size == resolution or (size is None and not any(p.is_dir() for p in root.iterdir())):
+        return root
+    have = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.isdigit())
+    have = have or ([str(size)] if size else [])
+    raise UsageError(
+        f"the model has no {resolution}-pixel variant",
+        path=root,
+        hint=f"it has: {', '.join(have) or 'one resolution'}",
+    )
+
+
+def load_recognizer(
+    model_dir: str | Path,
+    *,
+    device: Device = "auto",
+    quantize: Literal["int8"] | None = None,
+    beam: int = 1,
+    batch_size: int = 8,
+    resolution: int | None = None,
+    max_new_tokens: int | None = None,
+) -> Recognizer:
+    """Load a model directory for inference (see the module docstring)."""
+    if batch_size < 1:
+        raise UsageError(f"batch size must be >= 1, got {batch_size}")
+    if quantize not in (None, "int8"):
+        raise UsageError(f"unknown quantization {quantize!r}", hint="use int8")
+    path = resolve_model_dir(model_dir, resolution)
+
+    from omrgemma import checkpoint, decode, jaxsetup
+
+    jaxsetup.enable_compilation_cache()
+    chosen = jaxsetup.select_device(device)
+    loaded = checkpoint.load_any(path)
+    params = loaded.params
+    if quantize == "int8":
+        from omrgemma.quantize import quantize as int8
+
+        params = int8(params)
+    folder = path if path.is_dir() else path.parent
+    tokenizer = load_tokenizer(loaded.tokenizer_path or folder / "tokenizer.model")
+    extra = {**_read_json(folder / "config.json"), **_read_json(folder / INFERENCE_FILE)}
+    prompt_ids = tuple(tokenizer.encode_prefix(extra.get("prompt", "")))
+    strategy = decode.Greedy() if beam <= 1 else decode.BeamSearch(width=beam)
+    return Recognizer(
+        model_dir=path,
+        params=params,
+        config=loaded.config,
+        tokenizer=tokenizer,
+        prompt_ids=prompt_ids,
+        eos_id=tokenizer.eos_id,
+        pad_id=tokenizer.pad_id,
+        strategy=strategy,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens or int(extra.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)),
+        image_size=loaded.config.image_size,
+        device=str(chosen.platform),
+    )
