@@ -20,7 +20,8 @@ record's fields belong to the spines *before* its manipulators take effect.
 
 Measures. A `Measure` runs from one barline (or the file start) to the next (or the end); those
 without data records are omitted. `durations` sums, per **kern spine alive at its end, the
-durations of that spine's non-null data tokens (quarter notes, `Fraction`); a split spine's voices
+durations of that spine's non-null data tokens (quarter notes, `Fraction`, scaled by any
+`*rscale:N/M` in force); a split spine's voices
 each continue the parent's running sum, a merge keeps the longest. `meters` is the `*M` meter in
 force in each spine (a `Fraction` of quarters, None before any meter).
 
@@ -43,6 +44,7 @@ from omrgemma.kern.tokens import KernToken, parse_token
 MANIPULATORS = frozenset({"*^", "*v", "*x", "*+", "*-"})
 _METER = re.compile(r"\*M(\d+)/(\d+)$")
 _BAR_NUMBER = re.compile(r"=+(\d+)")
+_RSCALE = re.compile(r"\*rscale:(\d+)(?:/(\d+))?$")
 UNKNOWN_SPINE = "?"
 
 
@@ -164,9 +166,10 @@ class _Spine:
     exclusive: str
     elapsed: Fraction | None = Fraction(0)  # quarters since the measure began
     meter: Fraction | None = None
+    rscale: Fraction = Fraction(1)  # `*rscale:2`: written durations are half of what they mean
 
     def copy(self, new_id: str) -> _Spine:
-        return _Spine(new_id, self.track, self.exclusive, self.elapsed, self.meter)
+        return _Spine(new_id, self.track, self.exclusive, self.elapsed, self.meter, self.rscale)
 
 
 def _meter(token: str) -> Fraction | None:
@@ -183,9 +186,15 @@ def _merged_id(ids: list[str]) -> str:
     return ids[0]
 
 
-class _Parser:
-    def __init__(self, lines: list[str]):
-        self.lines = lines
+class Parser:
+    """Incremental parser: `feed` one line at a time, `finish` at the end.
+
+    `active_count` is how many spines are active before the next line, which is what a line
+    must have as fields; `repair.py` uses this to fix a file in one pass.
+    """
+
+    def __init__(self) -> None:
+        self.line_count = 0
         self.records: list[Record] = []
         self.measures: list[Measure] = []
         self.problems: list[Problem] = []
@@ -197,14 +206,26 @@ class _Parser:
         self.measure_start = 0
         self.measure_meters: dict[str, Fraction | None] | None = None
 
-    def run(self) -> None:
-        for index, raw in enumerate(self.lines):
-            self.record(index + 1, raw.rstrip("\r\n"))
+    @property
+    def active_count(self) -> int:
+        return len(self.active)
+
+    @property
+    def expects_header(self) -> bool:
+        """True before the first exclusive record and after every spine was terminated."""
+        return not self.active
+
+    def feed(self, text: str) -> Record:
+        self.line_count += 1
+        self.record(self.line_count, text.rstrip("\r\n"))
+        return self.records[-1]
+
+    def finish(self) -> None:
         self.close_measure(closing=None)
         if self.active:
             self.problems.append(
                 error(
-                    len(self.lines), "missing-terminator", "the file ends without `*-` terminators"
+                    self.line_count, "missing-terminator", "the file ends without `*-` terminators"
                 )
             )
         if not self.seen_header:
@@ -288,7 +309,7 @@ class _Parser:
             if spine.exclusive != "**kern" or text == "." or spine.elapsed is None:
                 continue
             duration = parse_token(text).duration
-            spine.elapsed = None if duration is None else spine.elapsed + duration
+            spine.elapsed = None if duration is None else spine.elapsed + duration * spine.rscale
 
     def close_measure(self, closing: str | None) -> None:
         stop = len(self.records) - (closing is not None)
@@ -316,6 +337,8 @@ class _Parser:
                 spine.exclusive = text
             elif (meter := _meter(text)) is not None:
                 spine.meter = meter
+            elif (rscale := _RSCALE.match(text)) and int(rscale.group(2) or 1):
+                spine.rscale = Fraction(int(rscale.group(1)), int(rscale.group(2) or 1))
         if not any(f in MANIPULATORS for f in fields):
             return
         if len(fields) != len(self.active):
@@ -387,8 +410,10 @@ def _kind(field_text: str) -> Kind:
 
 def parse(text: str, path: str | Path | None = None) -> KernDocument:
     """Parse Humdrum text (any line endings; a leading BOM is ignored) into a `KernDocument`."""
-    parser = _Parser(text.lstrip("\ufeff").splitlines())
-    parser.run()
+    parser = Parser()
+    for line in text.lstrip("\ufeff").splitlines():
+        parser.feed(line)
+    parser.finish()
     return KernDocument(
         path=None if path is None else str(path),
         records=parser.records,

@@ -8,14 +8,15 @@ chord of space-separated subtokens (`8C 8E 8G`). Durations are `fractions.Fracti
     each dot      -> adds half of the previous value (`4..` = 7/4)
     q, Q (grace)  -> 0 whatever the recip says
 
-The duration of a chord is the duration of its first non-grace subtoken (as humlib does).
+The duration of a chord is the duration of its first non-grace subtoken (as humlib does); chord
+notes after the first may leave out the recip and then share the first one's.
 Parsing is cached because real scores repeat the same few hundred tokens.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import lru_cache
 
@@ -153,7 +154,7 @@ def parse_note(text: str) -> Note:
         start = pitches[0].end()
         accidental = re.match(r"#+|-+|n", text[start:])
         pitch = pitches[0].group(0) + (accidental.group(0) if accidental else "")
-    if not pitches and not is_rest:
+    if not pitches and not is_rest and not ("yy" in text and recips):  # `4yy`: invisible space
         problems.append("no pitch and no rest")
     unknown = "".join(sorted({c for c in text if c not in KNOWN_SIGNIFIERS}))
     return Note(
@@ -179,4 +180,10 @@ def parse_token(text: str) -> KernToken:
     """Parse a `**kern` data token; `.` is the null token."""
     if text == ".":
         return KernToken(text=text, notes=())
-    return KernToken(text=text, notes=tuple(parse_note(part) for part in text.split(" ") if part))
+    notes = [parse_note(part) for part in text.split(" ") if part]
+    # Chord notes after the first often leave out the duration (`4G B- d`); they share the first's.
+    first = notes[0] if notes else None
+    for i, note in enumerate(notes[1:], start=1):
+        if note.malformed == "no duration" and first is not None and first.duration is not None:
+            notes[i] = replace(note, duration=first.duration, recip=first.recip, malformed="")
+    return KernToken(text=text, notes=tuple(notes))
