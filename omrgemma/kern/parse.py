@@ -243,8 +243,8 @@ class Parser:
         fields = tuple(text.split("\t"))
         if not self.active:
             self.open_spines(line, fields)
-        kind = _kind(fields[0])
-        if any(_kind(f) is not kind for f in fields[1:]):
+        kind = field_kind(fields[0])
+        if any(field_kind(f) is not kind for f in fields[1:]):
             self.problems.append(
                 error(
                     line,
@@ -397,7 +397,8 @@ class Parser:
         return result
 
 
-def _kind(field_text: str) -> Kind:
+def field_kind(field_text: str) -> Kind:
+    """The record kind a single field implies (`*`, `=`, `!` or data)."""
     first = field_text[:1]
     if first == "*":
         return Kind.INTERPRETATION

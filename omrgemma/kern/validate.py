@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-from omrgemma.kern.parse import Kind, KernDocument, parse
+from omrgemma.kern.parse import KernDocument, Kind, parse
 from omrgemma.kern.problems import Problem, error, warning
 from omrgemma.kern.tokens import KNOWN_SIGNIFIERS
 
