@@ -1,0 +1,36 @@
+"""A debug picture of a page layout: staff lines, staves, systems and crop boxes in colour."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from omrgemma.image.layout import PageLayout
+
+_LINE = (0, 160, 255)  # staff lines: blue
+_STAFF = (0, 170, 0)  # staff extents: green
+_BOX = (230, 0, 0)  # system crop boxes: red
+
+
+def draw_overlay(page: np.ndarray, layout: PageLayout) -> np.ndarray:
+    """uint8[H, W] page as analysed -> uint8[H, W, 3] RGB in the deskewed frame, with every
+    staff line, each staff's extent, and each system's crop box and number drawn on it."""
+    height, width = page.shape
+    deskewed = cv2.warpAffine(page, layout.transform, (width, height), borderValue=255)
+    image = np.repeat(deskewed[:, :, None], 3, axis=2)
+    stroke = max(1, round(layout.spacing / 8))
+    for number, system in enumerate(layout.systems, start=1):
+        x0, y0, x1, y1 = (round(v) for v in system.box)
+        cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), _BOX, 2 * stroke)
+        cv2.putText(
+            image, str(number), (x0 + 4 * stroke, y0 + 12 * stroke), cv2.FONT_HERSHEY_SIMPLEX,
+            stroke * 0.8, _BOX, 2 * stroke,
+        )
+        for staff in system.staves:
+            for y in staff.line_ys:
+                cv2.line(image, (round(staff.x0), round(y)), (round(staff.x1), round(y)), _LINE, stroke)
+            cv2.rectangle(
+                image, (round(staff.x0), round(staff.top)), (round(staff.x1), round(staff.bottom)),
+                _STAFF, stroke,
+            )
+    return image

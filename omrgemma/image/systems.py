@@ -1,0 +1,93 @@
+"""Group staves into systems and choose each system's crop box.
+
+Two neighbouring staves belong to one system when some vertical stroke (a barline, the system's
+left line, or a brace) runs all the way across the gap between them. Between systems nothing
+does: dynamics, slurs and lyrics leave white rows or columns.
+
+Crop boxes: neighbouring systems split the gap between them at its emptiest row (ties go to the
+middle), so a crop never cuts through notes that could be avoided; the outer edges of the first
+and last system take the emptiest row within `margin` staff spaces.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from omrgemma.image.layout import Box, Staff, System
+
+# Share of the gap's rows a stroke must cover (a little tolerance for 1-bit breaks in barlines).
+_CONNECT_COVERAGE = 0.9
+
+
+def group_systems(ink: np.ndarray, staves: list[Staff], *, margin: float = 6.0) -> list[System]:
+    """uint8[H, W] deskewed ink mask + staves (top to bottom) -> systems with crop boxes.
+
+    margin: the largest distance, in staff spaces, from a system's outer lines to its box edge.
+    """
+    if not staves:
+        return []
+    groups = [[staves[0]]]
+    for upper, lower in zip(staves, staves[1:], strict=False):
+        if connected(ink, upper, lower):
+            groups[-1].append(lower)
+        else:
+            groups.append([lower])
+    return _with_boxes(ink, groups, margin)
+
+
+def connected(ink: np.ndarray, upper: Staff, lower: Staff) -> bool:
+    """Whether a vertical stroke crosses the whole gap between two staves."""
+    space = max(upper.spacing, lower.spacing)
+    y0 = round(upper.bottom + max(2.0, upper.thickness))
+    y1 = round(lower.top - max(2.0, lower.thickness))
+    if y1 <= y0:
+        return True
+    # Include the brace, which sits left of the staff lines.
+    x0 = max(0, round(min(upper.x0, lower.x0) - 3 * space))
+    x1 = min(ink.shape[1], round(max(upper.x1, lower.x1) + 1))
+    gap = ink[y0:y1, x0:x1]
+    # Tolerate strokes a pixel or two off vertical (residual skew, a brace's curve).
+    reach = max(3, round(space / 4)) | 1
+    gap = cv2.dilate(gap, np.ones((1, reach), np.uint8))
+    coverage = gap.mean(axis=0, dtype=np.float32)
+    return bool(coverage.max(initial=0) >= _CONNECT_COVERAGE)
+
+
+def _with_boxes(ink: np.ndarray, groups: list[list[Staff]], margin: float) -> list[System]:
+    height, width = ink.shape
+    x0 = min(staff.x0 for group in groups for staff in group)
+    x1 = max(staff.x1 for group in groups for staff in group)
+    space = float(np.median([staff.spacing for group in groups for staff in group]))
+    left = max(0.0, x0 - 2.5 * space)
+    right = min(float(width), x1 + 1.5 * space)
+    rows = ink[:, round(left) : round(right)].sum(axis=1, dtype=np.float32)
+    rows = np.convolve(rows, np.ones(3, np.float32) / 3, mode="same")
+    reach = margin * space
+
+    tops, bottoms = [], []
+    first, last = groups[0][0].top, groups[-1][-1].bottom
+    tops.append(_emptiest(rows, first - reach, first - 2 * space, prefer=first - reach))
+    for above, below in zip(groups, groups[1:], strict=False):
+        low, high = above[-1].bottom + space, below[0].top - space
+        cut = _emptiest(rows, low, high, prefer=(low + high) / 2)
+        bottoms.append(min(cut, above[-1].bottom + reach))
+        tops.append(max(cut, below[0].top - reach))
+    bottoms.append(_emptiest(rows, last + 2 * space, last + reach, prefer=last + reach))
+
+    systems = []
+    for group, top, bottom in zip(groups, tops, bottoms, strict=True):
+        box: Box = (left, max(0.0, top), right, min(float(height), bottom))
+        systems.append(System(staves=tuple(group), box=box))
+    return systems
+
+
+def _emptiest(rows: np.ndarray, low: float, high: float, *, prefer: float) -> float:
+    """The row in [low, high] with the least ink; among near-ties, the one nearest `prefer`."""
+    start, stop = max(0, int(low)), min(len(rows), int(high) + 1)
+    if stop <= start:
+        return float(np.clip(prefer, 0, len(rows)))
+    segment = rows[start:stop]
+    near_ties = np.flatnonzero(segment <= segment.min() + 0.5)
+    choice = near_ties[np.argmin(np.abs(start + near_ties - prefer))]
+    return float(start + choice)
