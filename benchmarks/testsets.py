@@ -31,7 +31,6 @@ from omrgemma.kern.parse import parse
 from omrgemma.kern.validate import validate
 from omrgemma.settings import data_dir
 
-
 NOTEHEAD = re.compile(r'class="note[ "]')  # verovio: class="note" or "note cross" etc.
 
 
