@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from omrgemma import metrics
 from omrgemma.data import testsets
 from omrgemma.errors import ModelError
 from omrgemma.evaluate import ConstantPredictor, evaluate, load_predictor, write_examples
