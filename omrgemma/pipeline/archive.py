@@ -170,8 +170,8 @@ def _members(archive: Path) -> Iterator[tuple[str, int, object]]:
     if zipfile.is_zipfile(archive):
         bundle = zipfile.ZipFile(archive)
         for info in bundle.infolist():
-            mode = info.external_attr >> 16
-            if info.is_dir() or stat.S_ISLNK(mode) or (mode and not stat.S_ISREG(mode)):
+            kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip states no file type
+            if info.is_dir() or (kind and kind != stat.S_IFREG):  # links, devices, fifos
                 safe_member_name(info.filename)  # a bad name still rejects the archive
                 continue
             yield info.filename, info.file_size, lambda info=info: bundle.open(info)

@@ -27,6 +27,7 @@ from omrgemma.pipeline.preview_template import INDEX, PAGE
 
 PREVIEW_SUFFIX = ".preview.html"
 PAGE_WIDTH = 1100  # pixels the page image is scaled to (it is shown at most this wide)
+CROP_WIDTH = 900  # and each system's crop
 SYSTEM_SVG = {"breaks": "none", "adjustPageWidth": True, "adjustPageHeight": True, "scale": 35,
               "pageMarginLeft": 20, "pageMarginRight": 20, "pageMarginTop": 20,
               "pageMarginBottom": 20, "header": "none", "footer": "none"}  # fmt: skip
@@ -143,7 +144,14 @@ def _crop(image, page, box) -> np.ndarray | None:
     height, width = image.shape
     x0, y0, x1, y1 = (round(v) for v in box)
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
-    return image[y0:y1, x0:x1] if x1 > x0 and y1 > y0 else None
+    if x1 <= x0 or y1 <= y0:
+        return None
+    import cv2
+
+    crop = image[y0:y1, x0:x1]
+    scale = min(1.0, CROP_WIDTH / crop.shape[1])  # a 300-dpi system is 4000+ px wide
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    return cv2.resize(crop, size, interpolation=cv2.INTER_AREA) if scale < 1 else crop
 
 
 def _system_section(system, crop, low, timeout) -> str:

@@ -123,8 +123,9 @@ def stitch(systems: list[SystemKern]) -> StitchedScore:
             )
         fillers = _rest_fillers(doc)
         header, body = _split_header(doc)
+        leading = [r.text for r in doc.records[: max(_exclusive_index(doc), 0)] if r.is_global]
         if not header_written:
-            lines += [r.text for r in doc.records[: _exclusive_index(doc)] if r.is_global]
+            lines += leading
             lines.append("\t".join(base))
             for record in header:
                 if record.is_global:
@@ -138,6 +139,7 @@ def stitch(systems: list[SystemKern]) -> StitchedScore:
             changes = _changes(header, mapping, base, state)
             body = _join_barline(lines, body, base, mapping, fillers)
             lines.append(PAGE_BREAK if system.new_page else LINE_BREAK)
+            lines += [text for text in leading if not _BREAK.match(text)]
             if changes:
                 lines.append("\t".join(changes))
         for record in body:
@@ -298,23 +300,51 @@ def _join_barline(
 
 def _merges(text: str, width: int) -> list[str]:
     """`*v` records that bring split spines at the end of `text` back to `width` spines."""
+    doc = parse(text)
+    last = next((r for r in reversed(doc.records) if not r.is_global), None)
+    if last is None:
+        return []
+    ids = _ids_after(last)
     added: list[str] = []
-    for _ in range(8):  # each pass merges one level of nesting
-        doc = parse(text + "\n" + "\n".join(added))
-        last = next((r for r in reversed(doc.records) if not r.is_global), None)
-        if last is None or len(last.fields) <= width:
-            return added
-        ids = list(last.spines)
+    while len(ids) > width and len(added) < 16:
         depth = max(i.count(".") for i in ids)
-        fields = []
-        for i, spine in enumerate(ids):
-            parent = spine.rpartition(".")[0]
-            sibling = any(
-                j != i and other.rpartition(".")[0] == parent and abs(j - i) == 1
-                for j, other in enumerate(ids)
-            )
-            fields.append("*v" if spine.count(".") == depth and sibling else "*")
-        if "*v" not in fields:
-            return added
+        if depth == 0:
+            break
+        fields, merged, i = [], [], 0
+        done = False  # one group per record: adjacent `*v` runs would merge into one spine
+        while i < len(ids):
+            parent = ids[i].rpartition(".")[0]
+            j = i
+            while j + 1 < len(ids) and ids[j + 1].rpartition(".")[0] == parent and parent:
+                j += 1
+            if not done and ids[i].count(".") == depth and j > i:
+                fields += ["*v"] * (j - i + 1)
+                merged.append(parent)
+                done = True
+            else:
+                fields += ["*"] * (j - i + 1)
+                merged += ids[i : j + 1]
+            i = j + 1
+        if not done:
+            break
         added.append("\t".join(fields))
+        ids = merged
     return added
+
+
+def _ids_after(record: Record) -> list[str]:
+    """Spine ids after `record` (its own ids, updated by any `*^`, `*v` or `*-` it holds)."""
+    if not record.is_manipulator:
+        return list(record.spines)
+    ids: list[str] = []
+    previous_merge = False
+    for token, spine in zip(record.fields, record.spines, strict=False):
+        if token == "*^":
+            ids += [spine + ".1", spine + ".2"]
+        elif token == "*v":
+            if not previous_merge:
+                ids.append(spine.rpartition(".")[0] or spine)
+        elif token != "*-":
+            ids.append(spine)
+        previous_merge = token == "*v"
+    return ids

@@ -225,7 +225,7 @@ def _mark_problems(text: str, problems: list[dict[str, Any]]) -> str:
             notes.setdefault(p["line"], []).append(f"!!omrgemma: problem in {where}: {p['message']}")
     out = []
     for number, line in enumerate(lines, 1):
-        if number > 1 and number in notes:  # never before the exclusive record
+        if number in notes:
             out += notes[number]
         out.append(line)
     return "\n".join(out)
