@@ -72,7 +72,7 @@ def to_score(text: str, *, path: str | Path | None = None) -> Score:
                 f"holds {len(score.scores)} separate pieces", path=path, hint="split the file"
             )
         score = score.scores[0]
-    if not score.parts:
+    if not score.parts or not score.recurse().notesAndRests:
         raise KernError("holds no music", path=path, hint=_HINT)
     return score
 

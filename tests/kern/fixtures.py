@@ -68,3 +68,40 @@ MELODY = """\
 ==
 *-
 """
+
+# Written for these tests: every feature that must survive into MusicXML, in three bars:
+# a piano brace, a **dynam spine (p, f), a chord, a tie, a triplet, a grace note, a clef, key and
+# meter change in bar 2, and a spine split into two voices in bar 3.
+FEATURES = """\
+!!!COM: omrgemma tests
+!!!OTL: Feature check
+**kern	**kern	**dynam
+*staff2	*staff1	*staff1
+*Ipiano	*Ipiano	*Ipiano
+*clefF4	*clefG2	*
+*k[]	*k[]	*
+*M4/4	*M4/4	*
+=1-	=1-	=1-
+4C	4e 4g	p
+4D	[4f	.
+2E	4f]	.
+.	4g	.
+=2	=2	=2
+*clefG2	*	*
+*k[f#]	*k[f#]	*
+*M3/4	*M3/4	*
+4g	12aL	f
+.	12b	.
+.	12ccJ	.
+.	8qdd	.
+4a	4cc	.
+4b	4dd	.
+=3	=3	=3
+*	*^	*
+4c	4ee	2g	.
+4d	4dd	.	.
+4e	4cc	4f	.
+*	*v	*v	*
+==	==	==
+*-	*-	*-
+"""
