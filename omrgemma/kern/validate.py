@@ -91,7 +91,7 @@ def _measure_problems(doc: KernDocument) -> list[Problem]:
     problems = []
     last = len(doc.measures) - 1
     for measure in doc.measures:
-        line = doc.records[min(measure.stop, len(doc.records)) - 1].line
+        line = doc.records[min(measure.stop, len(doc.records) - 1)].line  # its closing barline
         known = {spine: d for spine, d in measure.durations.items() if d is not None}
         label = (
             "the measure before the first barline"

@@ -103,9 +103,12 @@ def test_write_outputs_names_refuses_to_overwrite_and_pages(tmp_path):
     assert written == {"musicxml": [tmp_path / "piano.musicxml"], "svg": [tmp_path / "piano.svg"]}
     with pytest.raises(OutputExistsError):
         write_outputs(PIANO, "piano", tmp_path, ["musicxml"])
-    long_piece = PIANO.replace("==\t==\n*-\t*-\n", "") + "=5\t=5\n" + "\n".join(
-        f"1C\t1c\n={n}\t={n}" for n in range(6, 80)
-    ) + "\n==\t==\n*-\t*-\n"
+    long_piece = (
+        PIANO.replace("==\t==\n*-\t*-\n", "")
+        + "=5\t=5\n"
+        + "\n".join(f"1C\t1c\n={n}\t={n}" for n in range(6, 80))
+        + "\n==\t==\n*-\t*-\n"
+    )
     pages = write_outputs(long_piece, "long", tmp_path, ["svg"])["svg"]
     assert len(pages) > 1 and pages[0].name == "long_p001.svg"
 

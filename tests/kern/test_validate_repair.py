@@ -1,0 +1,94 @@
+"""Validation finds deliberately broken kern; repair fixes typical recogniser damage, and says so."""
+
+from __future__ import annotations
+
+import pytest
+
+from omrgemma.kern.repair import repair
+from omrgemma.kern.validate import has_errors, validate
+
+from .fixtures import MELODY, PIANO
+
+
+def codes(problems, severity=None):
+    return [(p.line, p.code) for p in problems if severity is None or p.severity == severity]
+
+
+def test_clean_fixtures_have_no_problems():
+    assert validate(PIANO) == []
+    assert validate(MELODY) == []
+
+
+def test_measure_durations_against_meter_and_between_spines():
+    short_bar = MELODY.replace("4.cc\n8b-\n4a\n", "4.cc\n8b-\n")  # bar 2 loses a quarter
+    assert codes(validate(short_bar)) == [(14, "measure-duration")]
+    spines = PIANO.replace(".\t8eeJ\n", "")  # the treble of bar 1 loses an eighth
+    assert ("spine-durations") in [p.code for p in validate(spines) if p.severity == "error"]
+    pickup = "**kern\n*M3/4\n4c\n=1\n2.d\n=2\n4e\n==\n*-\n"  # short first and last bars are fine
+    assert validate(pickup) == []
+
+
+def test_tokens_ties_slurs_and_structure():
+    broken = "**kern\t**kern\n4c\t4x%\n[4d\t4e]\n(4e\t4f\n4c\t4d\t4e\n*v\t*\n4c\t4d\n"
+    found = codes(validate(broken))
+    assert (2, "malformed-token") in found
+    assert (3, "tie-unclosed") in found and (3, "tie-unopened") in found
+    assert (4, "slur-unclosed") in found
+    assert (5, "field-count") in found
+    assert (6, "manipulator") in found
+    assert (7, "missing-terminator") in found
+    assert validate("4c\n*-\n")[0].code == "missing-header"
+
+
+def test_declared_signifiers_are_not_unknown():
+    text = "!!!RDF**kern: å = marked note\n**kern\n4cå\n*-\n"
+    assert validate(text) == []
+    assert codes(validate(text.replace("!!!RDF**kern: å = marked note\n", ""))) == [
+        (2, "unknown-signifier")
+    ]
+
+
+DAMAGED = [
+    # (what a recogniser got wrong, the damaged text)
+    ("a missing null field", PIANO.replace(".\t4ee\t.\n", ".\t4ee\n")),
+    ("an extra field", PIANO.replace("4G\t12ggL\n", "4G\t12ggL\t4c\n")),
+    ("no terminator", PIANO.replace("*-\t*-\n", "")),
+    ("an unreadable token", PIANO.replace("4B\t4ff#\n", "4B\t4%%\n")),
+    ("an unreadable chord note", PIANO.replace("2GG 2G\t4d 4g 4b", "2GG 2G\t4d 4gx# 4&&")),
+    ("a tie that never ends", MELODY.replace("4a\n", "[4a\n")),
+    ("a tie end with no start", PIANO.replace("4gg]", "4gg")),
+    ("a lone merge", PIANO.replace("*\t*v\t*v\n", "*\t*v\t*\n")),
+    ("no header", PIANO.replace("**kern\t**kern\n", "")),
+    ("empty lines", PIANO.replace("=2\t=2\n", "\n=2\t=2\n\n")),
+]
+
+
+@pytest.mark.parametrize(("damage", "text"), DAMAGED, ids=[d for d, _ in DAMAGED])
+def test_repair_removes_every_error_of_typical_damage(damage, text):
+    assert has_errors(validate(text)) or any(p.code == "empty-line" for p in validate(text))
+    fixed, fixes = repair(text)
+    assert fixes, damage
+    assert not has_errors(validate(fixed)), (damage, validate(fixed), fixed)
+
+
+def test_repair_keeps_music_and_reports_each_fix():
+    text = PIANO.replace("4B\t4ff#\n", "4B\t4%%\n")
+    fixed, fixes = repair(text)
+    assert [(f.line, f.code) for f in fixes] == [(17, "malformed-token")]
+    assert "4B\t4r\n" in fixed  # a rest of exactly the quarter the measure is missing
+    assert fixed.replace("4B\t4r\n", "4B\t4ff#\n") == PIANO
+    assert repair(PIANO) == (PIANO, [])
+
+
+def test_repair_does_not_invent_durations_it_cannot_justify():
+    # two spines both lose their only token of bar 1: nothing says how long the bar was
+    text = "**kern\t**kern\n%%\t%%\n=\t=\n*-\t*-\n"
+    fixed, fixes = repair(text)
+    assert fixed.splitlines()[1] == ".\t."
+    assert [f.code for f in fixes] == ["malformed-token", "malformed-token"]
+
+
+def test_repair_pads_with_nulls_and_trims():
+    fixed, fixes = repair("**kern\t**kern\n4c\n=1\n*\t*\t*\n4c\t4d\t4e\n*-\t*-\n")
+    assert fixed.splitlines()[1:5] == ["4c\t.", "=1\t=1", "*\t*", "4c\t4d"]
+    assert [f.code for f in fixes] == ["field-count"] * 4
