@@ -147,40 +147,20 @@ def _common_prefix(a: str, b: str) -> str:
 
 
 def to_model_input(image: np.ndarray, size: int) -> np.ndarray:
-    """uint8[H, W] grey -> f32[size, size, 3] in [-1, 1], the way training fed images.
+    """uint8[H, W] grey (0 = black) -> f32[size, size, 3] in [-1, 1], as training fed images.
 
-    A crop already `size` x `size` (what `omrgemma.image` cuts for the model) passes unchanged;
-    anything else is fitted the same way the crop cutter fits systems.
+    A crop already `size` x `size` (what `omrgemma.image.crops.cut_systems` cuts) is only
+    rescaled; anything else is first fitted on white keeping its aspect, by the same code.
     """
+    from omrgemma.image.crops import fit_to
+
     image = np.asarray(image)
     if image.ndim == 3:
-        image = image[..., :3].mean(axis=-1).astype(np.uint8)
-    if image.shape != (size, size):
-        image = fit_square(image, size)
-    x = image.astype(np.float32) / 127.5 - 1.0
-    return np.repeat(x[..., None], 3, axis=-1)
-
-
-def fit_square(image: np.ndarray, size: int) -> np.ndarray:
-    """Fit a grey image into a white `size` x `size` square, keeping its aspect, centred."""
-    try:
-        from omrgemma.image.crops import fit_square as fit
-    except ImportError:
-        fit = _letterbox
-    return fit(image, size)
-
-
-def _letterbox(image: np.ndarray, size: int) -> np.ndarray:
-    import cv2
-
-    height, width = image.shape
-    scale = size / max(height, width)
-    h, w = max(1, round(height * scale)), max(1, round(width * scale))
-    small = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-    canvas = np.full((size, size), 255, np.uint8)
-    top, left = (size - h) // 2, (size - w) // 2
-    canvas[top : top + h, left : left + w] = small
-    return canvas
+        image = image[..., :3].mean(axis=-1).round().astype(np.uint8)
+    if image.shape == (size, size):
+        x = image.astype(np.float32) / 127.5 - 1.0
+        return np.repeat(x[..., None], 3, axis=-1)
+    return fit_to(image.astype(np.uint8), size)[0]
 
 
 class _SentencePieceTokenizer:

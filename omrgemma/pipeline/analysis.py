@@ -69,8 +69,7 @@ def analyze_input(
     the score.
     """
     from omrgemma.image import analyze_page, read_pages
-
-    cut_systems = _cutter()
+    from omrgemma.image.crops import cut_systems
 
     analysis = InputAnalysis(path=Path(path))
     number = 0
@@ -87,13 +86,14 @@ def analyze_input(
                 systems = []
                 for crop in cut_systems(page.image, layout, target=target, page_index=page.index):
                     number += 1
+                    system = layout.systems[crop.system_index]
                     systems.append(
                         SystemCrop(
                             number=number,
                             page=page.index,
                             box=tuple(float(v) for v in crop.box),
-                            staves=len(crop.system.staves) if hasattr(crop, "system") else 0,
-                            image=np.ascontiguousarray(crop.image, dtype=np.uint8),
+                            staves=len(system.staves),
+                            image=to_gray(crop.image),
                         )
                     )
                 analysis.pages.append(
@@ -126,32 +126,12 @@ def _empty_page(page, note: str) -> PageAnalysis:
     )
 
 
-@dataclass(frozen=True, kw_only=True)
-class _Cut:
-    box: tuple[float, float, float, float]
-    image: np.ndarray
-    system: object
+def to_gray(image: np.ndarray) -> np.ndarray:
+    """A model input f32[S, S, 3] in [-1, 1] back to uint8[S, S] (exact: x = v / 127.5 - 1).
 
-
-def _cutter():
-    """`omrgemma.image.crops.cut_systems`, or a plain box cut while that module is missing."""
-    try:
-        from omrgemma.image.crops import cut_systems
-    except ImportError:
-        return _cut_boxes
-    return cut_systems
-
-
-def _cut_boxes(page: np.ndarray, layout, *, target: int, page_index: int) -> list[_Cut]:
-    import cv2
-
-    from omrgemma.recognizer import fit_square
-
-    height, width = page.shape
-    deskewed = cv2.warpAffine(page, layout.transform, (width, height), borderValue=255)
-    cuts = []
-    for system in layout.systems:
-        x0, y0, x1, y1 = (round(v) for v in system.box)
-        crop = deskewed[max(0, y0) : min(height, y1), max(0, x0) : min(width, x1)]
-        cuts.append(_Cut(box=system.box, image=fit_square(crop, target), system=system))
-    return cuts
+    Crops travel between processes as uint8, a twelfth of the float size.
+    """
+    if image.dtype == np.uint8:
+        return np.ascontiguousarray(image if image.ndim == 2 else image[..., 0])
+    values = np.rint((np.asarray(image)[..., 0] + 1.0) * 127.5)
+    return np.clip(values, 0, 255).astype(np.uint8)

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omrgemma.errors import ConversionError, NoStavesError, OmrError
+from omrgemma.errors import ConversionError, KernError, NoStavesError, OmrError
 from omrgemma.io import check_writable, write_atomic
 from omrgemma.kern.parse import Kind, parse
 from omrgemma.pipeline import confidence as conf
@@ -136,6 +136,10 @@ def assemble(analysis: InputAnalysis, results: list, *, low_confidence: float) -
         doc = parse(text)
         found = [p for p in validate(doc) if p.severity == "error" and p.code not in _JOIN_CODES]
         located = [_problem(crop.number, _measure_of(doc, p.line), p) for p in found]
+        if not doc.measures:
+            located.append({"system": crop.number, "measure": None, "line": None,
+                            "code": "no-music", "message": "the model wrote no notes or rests "
+                            "for this system"})  # fmt: skip
         if not result.finished:
             located.append({"system": crop.number, "measure": None, "line": None,
                             "code": "cut-off", "message": "the model hit its token budget; the "
@@ -174,17 +178,11 @@ def assemble(analysis: InputAnalysis, results: list, *, low_confidence: float) -
 
 
 def repair(text: str) -> tuple[str, list[str]]:
-    """The kern module's repair when it exists: (repaired text, one line per fix)."""
-    try:
-        from omrgemma.kern.repair import repair as kern_repair
-    except ImportError:
-        return text, []
-    result = kern_repair(text)
-    fixed = getattr(result, "text", None)
-    fixes = getattr(result, "fixes", None)
-    if fixed is None and isinstance(result, tuple):
-        fixed, fixes = result
-    return fixed, [str(getattr(f, "message", f)) for f in (fixes or [])]
+    """`omrgemma.kern.repair.repair`: (repaired text, one sentence per fix)."""
+    from omrgemma.kern.repair import repair as kern_repair
+
+    fixed, fixes = kern_repair(text)
+    return fixed, [f"line {f.line}: {f.description}" for f in fixes]
 
 
 def _rescore(text: str, scores: list[conf.MeasureConfidence]) -> list[conf.MeasureConfidence]:
@@ -308,7 +306,7 @@ def _convert(score: AssembledScore, stem: str, out_dir: Path, formats: list, opt
         try:
             paths = write_outputs(text, stem, out_dir, formats, force=options.force,
                                   timeout=options.convert_timeout)  # fmt: skip
-        except ConversionError as exc:
+        except (ConversionError, KernError) as exc:
             last = exc
             report.problems.append({"system": None, "measure": None, "line": None,
                                     "code": "conversion", "message": exc.format()})  # fmt: skip
