@@ -163,35 +163,13 @@ def to_model_input(image: np.ndarray, size: int) -> np.ndarray:
     return fit_to(image.astype(np.uint8), size)[0]
 
 
-class _SentencePieceTokenizer:
-    """The few tokenizer calls inference needs, over a SentencePiece model file."""
-
-    def __init__(self, path: Path):
-        import sentencepiece as spm
-
-        self.processor = spm.SentencePieceProcessor(model_file=str(path))
-        self.eos_id = self.processor.eos_id()
-        self.pad_id = max(self.processor.pad_id(), 0)
-        self.bos_id = self.processor.bos_id()
-        self.sep_ids = self.processor.encode("\n")
-
-    def encode_prefix(self, prompt: str) -> list[int]:
-        """BOS + prompt + separator (the newline piece), as in PaliGemma."""
-        return [self.bos_id, *self.processor.encode(prompt), *self.sep_ids]
-
-    def decode(self, ids: list[int]) -> str:
-        return self.processor.decode(ids)
-
-
 def load_tokenizer(path: Path):
-    """`omrgemma.tokenizer.Tokenizer` when that module exists, else SentencePiece directly."""
+    """`omrgemma.tokenizer.Tokenizer` from a model's `tokenizer.model`."""
+    from omrgemma.tokenizer import Tokenizer
+
     if not Path(path).is_file():
         raise ModelError("tokenizer.model is missing", path=path,
                          hint="a model directory holds config.json, weights and tokenizer.model")
-    try:
-        from omrgemma.tokenizer import Tokenizer
-    except ImportError:
-        return _SentencePieceTokenizer(Path(path))
     return Tokenizer.load(path)
 
 
