@@ -9,6 +9,12 @@ from pathlib import Path
 from omrgemma.errors import OutputExistsError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def check_writable(path: Path, *, force: bool) -> None:
     """Raise `OutputExistsError` if `path` exists and `force` is false."""
     if path.exists() and not force:
@@ -27,6 +33,7 @@ def write_atomic(path: str | Path, data: bytes | str, *, force: bool = True) -> 
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; outputs get the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
