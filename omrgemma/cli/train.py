@@ -1,0 +1,88 @@
+"""`omrgemma train`: prepare, train, resume and export a training run (see omrgemma/train_run.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from omrgemma.errors import UsageError
+
+
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    short_help="Train or fine-tune a model.",
+)
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--resume", is_flag=True, help="Continue the run from its latest checkpoint.")
+@click.option("--preset", default="small", show_default=True, help="Model preset for a new run.")
+@click.option("--dataset", default="single", show_default=True, help="single or piano.")
+@click.option("--measures", default="1-2", show_default=True, help="Measures per system, LOW-HIGH.")
+@click.option("--init-from", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Start from this checkpoint (model dir, transformers dir or .npz).")
+@click.option("--batch-size", default=16, show_default=True)
+@click.option("--lr", "learning_rate", default=1e-3, show_default=True)
+@click.option("--warmup", default=100, show_default=True, help="Warm-up steps.")
+@click.option("--total-steps", default=100_000, show_default=True,
+              help="Length of the cosine schedule.")
+@click.option("--freeze", default=None, help="Regex of parameter paths not to train, e.g. ^img/.")
+@click.option("--minutes", type=float, default=None, help="Stop after this many minutes.")
+@click.option("--steps", type=int, default=None, help="Stop after this many more steps.")
+@click.option("--workers", default=1, show_default=True, help="Rendering worker processes.")
+@click.option("--checkpoint-every", default=300.0, show_default=True, help="Seconds.")
+@click.option("--eval-every", default=900.0, show_default=True, help="Seconds.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--fsdp", is_flag=True, help="Shard parameters and optimizer state too.")
+@click.option("--export", "export_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Only export the latest checkpoint to this model directory.")
+@click.option("--card", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="README.md model card to put in the exported directory.")
+def command(run_dir: Path, resume: bool, preset: str, dataset: str, measures: str,
+            init_from: Path | None, batch_size: int, learning_rate: float, warmup: int,
+            total_steps: int, freeze: str | None, minutes: float | None, steps: int | None,
+            workers: int, checkpoint_every: float, eval_every: float, seed: int, fsdp: bool,
+            export_dir: Path | None, card: Path | None) -> None:  # fmt: skip
+    """Train a model on engraved kern snippets; checkpoints and logs go to RUN_DIR.
+
+    A new RUN_DIR is prepared first (snippet pool from training movements only, kern tokenizer,
+    held-out slice). Training stops at --minutes/--steps, or on Ctrl-C/SIGTERM, always after
+    writing a checkpoint; --resume continues exactly where it stopped.
+
+    \b
+    Examples:
+      omrgemma train runs/small --minutes 60
+      omrgemma train runs/small --resume --minutes 60
+      omrgemma train runs/small --export models/omrgemma-small --card card.md
+    """
+    from rich.console import Console
+
+    from omrgemma import train_run
+    from omrgemma.settings import data_dir
+    from omrgemma.train import TrainConfig
+
+    console = Console(stderr=True)
+    if export_dir is not None:
+        text = card.read_text() if card else None
+        out = train_run.export_model(run_dir, export_dir, card=text)
+        console.print(f"exported {out}")
+        return
+    if not resume:
+        if preset not in train_run.PRESETS:
+            raise UsageError(f"unknown preset {preset!r}", hint=f"one of {sorted(train_run.PRESETS)}")
+        low, _, high = measures.partition("-")
+        cfg = TrainConfig(
+            batch_size=batch_size, learning_rate=learning_rate, warmup_steps=warmup,
+            total_steps=total_steps, freeze=freeze, seed=seed, fsdp=fsdp,
+            checkpoint_every_s=checkpoint_every, eval_every_s=eval_every,
+        )  # fmt: skip
+        data = train_run.DataSettings(
+            dataset=dataset, measures=(int(low), int(high or low)), seed=seed
+        )
+        console.print(f"preparing {run_dir} (snippet pool, tokenizer, held-out slice)")
+        train_run.prepare_run(
+            run_dir, model=train_run.PRESETS[preset], data=data, train=cfg, data_dir=data_dir(),
+            init_from=str(init_from) if init_from else None,
+        )  # fmt: skip
+    train_run.run_training(
+        run_dir, resume=resume, minutes=minutes, steps=steps, workers=workers, console=console
+    )

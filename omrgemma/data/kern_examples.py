@@ -1,0 +1,153 @@
+"""Training examples from the kern corpora: a snippet pool, engraved with varied layout, augmented.
+
+    pool    = build_snippet_pool(train_files(...), measures=(1, 4), cuts=2, seed=0)
+    maker   = KernExamples(pool=pool, options=ExampleOptions(image_size=160))
+    image, target = maker(np.random.default_rng(7))   # uint8[160, 160], standalone kern
+
+The pool holds standalone per-system kern snippets (`omrgemma.data.snippets.cut_by_measures`)
+from **training movements only** (`assert_not_heldout` is called on every file). Each movement
+is cut `cuts` times with different random measure counts, so the same music appears in
+different system widths. The pool is built once, in the parent, and is plain strings, so every
+worker and every resumed run sees the same pool.
+
+An example draws a snippet, a music font, a scale and a justified system width, engraves it with
+verovio (in the calling process: the pipeline's workers are the disposable processes), maybe
+degrades it like a camera photo or a 1-bit scan, and fits it into the model's square input the
+way inference does (`omrgemma.image.crops.fit_square`: aspect kept, centred, white padding).
+
+The target is the snippet's kern with measure numbers removed (they are not printed, and the
+metrics strip them too): `**kern` header, clef/key/meter, body, `*-`, exactly what the
+recognizer's output should be for that system.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from omrgemma.data.render import FONTS
+
+_MEASURE_NUMBER = re.compile(r"(?<=^=)\d+[a-z]?|(?<=\t=)\d+[a-z]?", re.MULTILINE)
+
+
+def strip_measure_numbers(kern: str) -> str:
+    """`=12:|!` -> `=:|!` in every spine; other tokens untouched."""
+    return _MEASURE_NUMBER.sub("", kern)
+
+
+def build_snippet_pool(
+    files: Sequence[Path],
+    *,
+    measures: tuple[int, int],
+    cuts: int,
+    seed: int,
+    max_chars: int = 4000,
+    heldout: bool = False,
+) -> list[str]:
+    """Snippet kern texts from `files` (training movements), `cuts` cuts per movement.
+
+    Movements the cutter rejects are skipped (they are a small minority); snippets longer than
+    `max_chars` are dropped (they would not fit the text budget anyway). Only with
+    `heldout=True` (evaluation slices) may `files` include held-out movements.
+    """
+    from omrgemma.data.snippets import CutError, cut_by_measures
+    from omrgemma.data.split import assert_not_heldout
+    from omrgemma.kern.files import read_kern
+
+    if not heldout:
+        assert_not_heldout(files)
+    pool: list[str] = []
+    for index, path in enumerate(sorted(files)):
+        try:
+            text = read_kern(path)
+        except Exception:  # unreadable file: skip it, the pool is large
+            continue
+        for cut in range(cuts):
+            rng = np.random.default_rng((seed, index, cut))
+            try:
+                snippets = cut_by_measures(text, rng, measures=measures)
+            except CutError:
+                break
+            pool += [strip_measure_numbers(s.kern) for s in snippets if s.measures >= 1]
+    return [s for s in pool if len(s) <= max_chars]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExampleOptions:
+    """How examples are engraved and degraded."""
+
+    image_size: int = 160
+    scales: tuple[int, int] = (35, 70)  # verovio scale percentage, drawn uniformly
+    fonts: tuple[str, ...] = FONTS
+    justify_probability: float = 0.15  # stretch the system to a wider page width
+    camera_probability: float = 0.15
+    scan_probability: float = 0.15
+
+
+def fit_square(image: np.ndarray, size: int) -> np.ndarray:
+    """uint8[h, w] -> uint8[size, size]: aspect kept, centred on white (as inference does)."""
+    try:
+        from omrgemma.image import crops
+    except ImportError:
+        crops = None
+    if crops is not None and hasattr(crops, "fit_square"):
+        return crops.fit_square(image, size)
+    import cv2
+
+    h, w = image.shape
+    scale = size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+    out = np.full((size, size), 255, np.uint8)
+    top, left = (size - nh) // 2, (size - nw) // 2
+    out[top : top + nh, left : left + nw] = resized
+    return out
+
+
+def trim_white(image: np.ndarray, margin: int = 4) -> np.ndarray:
+    """Cut white borders (keeping `margin` px), so the music fills the model input."""
+    ink = np.flatnonzero((image < 200).any(axis=1))
+    cols = np.flatnonzero((image < 200).any(axis=0))
+    if ink.size == 0 or cols.size == 0:
+        return image
+    top, bottom = max(ink[0] - margin, 0), min(ink[-1] + margin + 1, image.shape[0])
+    left, right = max(cols[0] - margin, 0), min(cols[-1] + margin + 1, image.shape[1])
+    return image[top:bottom, left:right]
+
+
+@dataclass(frozen=True, kw_only=True)
+class KernExamples:
+    """Picklable example maker over a snippet pool (see the module docstring)."""
+
+    pool: tuple[str, ...]
+    options: ExampleOptions = ExampleOptions()
+
+    def __call__(self, rng: np.random.Generator) -> tuple[np.ndarray, str] | None:
+        from omrgemma.data.augment import augment_camera, augment_scan
+        from omrgemma.data.render import render_system
+        from omrgemma.errors import ConversionError
+
+        opts = self.options
+        kern = self.pool[int(rng.integers(len(self.pool)))]
+        scale = int(rng.integers(opts.scales[0], opts.scales[1] + 1))
+        font = opts.fonts[int(rng.integers(len(opts.fonts)))]
+        try:
+            image = render_system(kern, scale=scale, font=font)
+            if rng.random() < opts.justify_probability:
+                # verovio page units are 1/10 mm at scale 100: widen the natural width by 10-60 %
+                natural = image.shape[1] * 100 // scale
+                width = int(natural * rng.uniform(1.1, 1.6))
+                image = render_system(kern, scale=scale, font=font, page_width=width)
+        except ConversionError:
+            return None
+        image = trim_white(image)
+        draw = rng.random()
+        if draw < opts.camera_probability:
+            image = augment_camera(image, rng)
+        elif draw < opts.camera_probability + opts.scan_probability:
+            image = augment_scan(image, rng)
+        return fit_square(image, opts.image_size), kern

@@ -1,0 +1,341 @@
+"""A training run on disk: prepare it once, train (and resume) it, export it as a model directory.
+
+    RUN/run.json          what the run is: model config, data, tokenizer, hyper-parameters
+    RUN/tokenizer.model   the kern tokenizer trained on this run's training snippets
+    RUN/pool.jsonl        the training snippet pool (training movements only)
+    RUN/heldout.jsonl     a fixed held-out slice for periodic evaluation (held-out movements)
+    RUN/log.jsonl         one line per logged step and per evaluation
+    RUN/checkpoints/      atomic checkpoints (see `omrgemma.train_state`)
+    RUN/shards/           the rendered-shard cache
+
+`prepare_run` writes the first four; `run_training` builds the model, data stream and evaluator
+from them, so `--resume` needs nothing but the folder; `export_model` writes the latest
+checkpoint as `config.json + model.safetensors (bfloat16) + tokenizer.model + README.md`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from omrgemma.config import PaliGemmaConfig, TextConfig, VisionConfig
+from omrgemma.data.kern_examples import ExampleOptions
+from omrgemma.data.sequence import SpecialIds
+from omrgemma.errors import UsageError
+
+# Single-staff sources (monophonic songs, Polish and Chopin single-staff parts) and grand-staff
+# piano sources: the collection names of `omrgemma.data.split`.
+DATASETS: dict[str, tuple[str, ...]] = {
+    "single": (
+        "mono/creighton-nova-scotia", "mono/densmore-teton-sioux", "mono/foster-songs",
+        "mono/schubert-songs", "polish-scores/1-staff", "chopin-first-editions/1-staff",
+    ),
+    "piano": (
+        "piano/beethoven-piano-sonatas", "piano/joplin", "piano/scarlatti-keyboard-sonatas",
+        "piano/chopin-preludes", "piano/hummel-preludes", "polish-scores/2-staff",
+        "chopin-first-editions/2-staff",
+    ),
+}  # fmt: skip
+
+# The shipped CPU model: 192 px square input, 16 px patches (144 image tokens), a 4-layer
+# SigLIP-style encoder and a 4-layer Gemma-2-style decoder over a 512-piece kern vocabulary.
+SMALL = PaliGemmaConfig(
+    name="omrgemma-small",
+    vision=VisionConfig(width=256, depth=4, mlp_dim=1024, num_heads=4),
+    text=TextConfig(
+        width=256, depth=4, num_heads=4, num_kv_heads=2, head_dim=64, mlp_dim=1024,
+        query_pre_attn_scalar=64,
+    ),
+    image_size=192,
+    patch_size=16,
+    vocab_size=512,
+)  # fmt: skip
+PRESETS = {"small": SMALL}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataSettings:
+    """Where examples come from and how they are cut and streamed."""
+
+    dataset: str = "single"
+    measures: tuple[int, int] = (1, 2)
+    cuts: int = 2
+    seed: int = 0
+    shard_size: int = 256
+    text_buckets: tuple[int, ...] = (64, 128, 256)
+    heldout_examples: int = 64
+    examples: ExampleOptions = field(default_factory=ExampleOptions)
+
+
+def _read_jsonl(path: Path) -> list:
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def _write_jsonl(path: Path, rows: list) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def prepare_run(
+    run_dir: Path,
+    *,
+    model: PaliGemmaConfig,
+    data: DataSettings,
+    train: Any,
+    data_dir: Path,
+    vocab_size: int | None = None,
+    init_from: str | None = None,
+) -> None:
+    """Build the snippet pool, the tokenizer and the held-out slice; write run.json."""
+    from omrgemma.data import split
+    from omrgemma.data.kern_examples import build_snippet_pool
+    from omrgemma.kerntok import KernTokenizerSpec, train_kern_tokenizer
+
+    run_dir = Path(run_dir)
+    if (run_dir / "run.json").exists():
+        raise UsageError("the run folder is already prepared", path=run_dir, hint="add --resume")
+    if data.dataset not in DATASETS:
+        raise UsageError(f"unknown dataset {data.dataset!r}", hint=f"one of {sorted(DATASETS)}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # Examples are made at the model's input size.
+    examples = dataclasses.replace(data.examples, image_size=model.image_size)
+    data = dataclasses.replace(data, examples=examples)
+    collections = list(DATASETS[data.dataset])
+    train_files = split.train_files(data_dir, collections)
+    split.assert_not_heldout(train_files)
+    pool = build_snippet_pool(train_files, measures=data.measures, cuts=data.cuts, seed=data.seed)
+    _write_jsonl(run_dir / "pool.jsonl", pool)
+    held = build_snippet_pool(
+        split.test_files(data_dir, collections), measures=data.measures, cuts=1, seed=data.seed + 1,
+        heldout=True,
+    )
+    rng = np.random.default_rng(data.seed)
+    picks = rng.choice(len(held), size=min(data.heldout_examples, len(held)), replace=False)
+    _write_jsonl(run_dir / "heldout.jsonl", [held[i] for i in sorted(picks)])
+    if init_from is None:
+        # The tokenizer sees every dataset's training text, so a later stage (piano after single
+        # staff) needs no new vocabulary.
+        texts = list(pool)
+        for name, colls in DATASETS.items():
+            if name != data.dataset:
+                files = split.train_files(data_dir, list(colls))[::3]
+                texts += build_snippet_pool(files, measures=(1, 4), cuts=1, seed=data.seed)
+        spec = KernTokenizerSpec(vocab_size=vocab_size or model.vocab_size)
+        (run_dir / "tokenizer.model").write_bytes(train_kern_tokenizer(texts, spec))
+    run = {
+        "model": model.to_dict(),
+        "data": dataclasses.asdict(data),
+        "train": dataclasses.asdict(train),
+        "init_from": init_from,
+        "pool_size": len(pool),
+        "train_movements": len(train_files),
+    }
+    (run_dir / "run.json").write_text(json.dumps(run, indent=1))
+
+
+def load_run(run_dir: Path) -> dict:
+    path = Path(run_dir) / "run.json"
+    if not path.is_file():
+        raise UsageError("not a prepared run folder", path=run_dir, hint="start it without --resume")
+    return json.loads(path.read_text())
+
+
+def data_settings(run: dict) -> DataSettings:
+    raw = dict(run["data"])
+    raw["measures"] = tuple(raw["measures"])
+    raw["text_buckets"] = tuple(raw["text_buckets"])
+    ex = dict(raw.pop("examples"))
+    ex["scales"], ex["fonts"] = tuple(ex["scales"]), tuple(ex["fonts"])
+    return DataSettings(**raw, examples=ExampleOptions(**ex))
+
+
+class SentencePieceEncoder:
+    """Picklable text -> ids over serialized tokenizer bytes (built lazily in each worker)."""
+
+    def __init__(self, model_bytes: bytes) -> None:
+        self.model_bytes = model_bytes
+        self._sp = None
+
+    def __getstate__(self):
+        return {"model_bytes": self.model_bytes}
+
+    def __setstate__(self, state):
+        self.model_bytes, self._sp = state["model_bytes"], None
+
+    @property
+    def processor(self):
+        if self._sp is None:
+            from omrgemma.kerntok import load_processor
+
+            self._sp = load_processor(self.model_bytes)
+        return self._sp
+
+    def __call__(self, text: str) -> list[int]:
+        return list(self.processor.encode(text))
+
+    def decode(self, ids) -> str:
+        return self.processor.decode([int(i) for i in ids])
+
+    def special_ids(self) -> SpecialIds:
+        sp = self.processor
+        return SpecialIds(pad=sp.pad_id(), bos=sp.bos_id(), eos=sp.eos_id(), sep=sp.piece_to_id("\n"))
+
+
+def model_fns(config: PaliGemmaConfig):
+    """`ModelFns` over the real PaliGemma implementation."""
+    from omrgemma.nn import paligemma as pg
+    from omrgemma.train import ModelFns
+
+    def logits(params, images, tokens, mask_ar, input_mask):
+        return pg.prefix_lm_logits(params, config, images, tokens, mask_ar, input_mask.astype(bool))
+
+    return ModelFns(init=lambda rng: pg.init_params(config, rng), logits=logits)
+
+
+def stream_spec(run: dict, encoder: SentencePieceEncoder, batch_size: int):
+    from omrgemma.data.pipeline import StreamSpec
+
+    data = data_settings(run)
+    return StreamSpec(
+        seed=data.seed,
+        batch_size=batch_size,
+        shard_size=data.shard_size,
+        text_buckets=data.text_buckets,
+        special=encoder.special_ids(),
+        name=json.dumps([run["data"], run["model"]["name"]], sort_keys=True),
+    )
+
+
+def heldout_evaluator(run_dir: Path, run: dict, config, fns, encoder, batch_size: int):
+    """Evaluator on the run's fixed held-out slice: NLL true vs shuffled image, greedy SER."""
+    from omrgemma.data.kern_examples import KernExamples
+    from omrgemma.data.pipeline import collate
+    from omrgemma.decode import Greedy, generate
+    from omrgemma.train import Evaluator, images_to_model
+
+    data = data_settings(run)
+    options = dataclasses.replace(data.examples, camera_probability=0.0, scan_probability=0.0)
+    spec = stream_spec(run, encoder, batch_size)
+    images, ids, refs = [], [], []
+    for i, kern in enumerate(_read_jsonl(Path(run_dir) / "heldout.jsonl")):
+        made = KernExamples(pool=(kern,), options=options)(np.random.default_rng((7, i)))
+        tokens = encoder(kern)
+        if made is None or len(tokens) > spec.max_suffix:
+            continue
+        images.append(made[0])
+        ids.append(tokens)
+        refs.append(kern)
+    lengths = np.asarray([len(t) for t in ids], np.int32)
+    padded = np.zeros((len(ids), int(lengths.max())), np.int32)
+    for r, t in enumerate(ids):
+        padded[r, : len(t)] = t
+    table = {"images": np.stack(images), "tokens": padded, "lengths": lengths}
+    rows = np.arange(len(ids))
+    batches = [collate(spec, table, rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
+    special = encoder.special_ids()
+    max_new = int(lengths.max()) + 16
+
+    def transcribe(params, batch):
+        pixels = np.asarray(images_to_model(batch["images"]))
+        out = generate(
+            params, config, pixels, [[special.bos, special.sep]] * len(pixels),
+            max_new_tokens=max_new, eos_id=special.eos, pad_id=special.pad, strategy=Greedy(),
+        )  # fmt: skip
+        return [encoder.decode(r.tokens) for r in out]
+
+    return Evaluator(model=fns, batches=batches, transcribe=transcribe, references=refs)
+
+
+def run_training(
+    run_dir: Path,
+    *,
+    resume: bool,
+    minutes: float | None = None,
+    steps: int | None = None,
+    workers: int = 1,
+    worker_nice: int = 5,
+    n_devices: int | None = None,
+    console=None,
+) -> None:
+    """Train the prepared run in `run_dir` (from its latest checkpoint with `resume`)."""
+    from omrgemma.data.kern_examples import KernExamples
+    from omrgemma.data.pipeline import ShardStream
+    from omrgemma.train import TrainConfig, make_mesh, train
+
+    run_dir = Path(run_dir)
+    run = load_run(run_dir)
+    config = PaliGemmaConfig.from_dict(run["model"])
+    cfg = TrainConfig(**run["train"])
+    encoder = SentencePieceEncoder((run_dir / "tokenizer.model").read_bytes())
+    pool = tuple(_read_jsonl(run_dir / "pool.jsonl"))
+    maker = KernExamples(pool=pool, options=data_settings(run).examples)
+    spec = stream_spec(run, encoder, cfg.batch_size)
+    fns = model_fns(config)
+    init_params = None
+    if run.get("init_from") and not resume:
+        init_params = _init_from_checkpoint(run["init_from"], config)
+
+    def make_data(position: int):
+        return ShardStream(
+            spec, maker, encoder, start=position, workers=workers, prefetch=2 * max(workers, 1),
+            cache=run_dir / "shards", worker_nice=worker_nice,
+        )  # fmt: skip
+
+    evaluator = heldout_evaluator(run_dir, run, config, fns, encoder, min(cfg.batch_size, 32))
+    train(
+        run_dir=run_dir, model=fns, make_data=make_data, cfg=cfg, resume=resume,
+        max_steps=steps, max_minutes=minutes, evaluator=evaluator,
+        mesh=make_mesh(n_devices), init_params=init_params, console=console,
+        extra_meta={"model": run["model"]},
+    )  # fmt: skip
+
+
+def _init_from_checkpoint(path: str, config: PaliGemmaConfig):
+    """Parameters of an official (or our own) checkpoint, for fine-tuning."""
+    from omrgemma.checkpoint import load_any
+
+    loaded = load_any(path, param_dtype=config.param_dtype)
+    if loaded.config.vocab_size != config.vocab_size:
+        raise UsageError(
+            f"the checkpoint has {loaded.config.vocab_size} tokens, the run {config.vocab_size}",
+            hint="fine-tune official checkpoints with their own tokenizer",
+        )
+    return loaded.params
+
+
+def export_model(run_dir: Path, out_dir: Path, *, card: str | None = None, force: bool = True) -> Path:
+    """Write the latest checkpoint of `run_dir` as a model directory with bfloat16 weights."""
+    import jax
+    import jax.numpy as jnp
+    from safetensors.numpy import load_file
+
+    from omrgemma import train_state
+    from omrgemma.checkpoint import save_model_dir
+
+    run_dir = Path(run_dir)
+    run = load_run(run_dir)
+    latest = train_state.latest_checkpoint(run_dir)
+    if latest is None:
+        raise UsageError("the run has no checkpoint yet", path=run_dir)
+    config = dataclasses.replace(PaliGemmaConfig.from_dict(run["model"]), param_dtype="bfloat16")
+    flat = load_file(str(latest / train_state.STATE_FILE))
+    params: dict = {}
+    for key, value in flat.items():
+        if not key.startswith("params/"):
+            continue
+        *parents, leaf = key.split("/")[1:]
+        node = params
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = jnp.asarray(value, jnp.bfloat16)
+    params = jax.tree.map(lambda x: x, params)
+    return save_model_dir(
+        out_dir, params, config, tokenizer=run_dir / "tokenizer.model", card=card, force=force
+    )
