@@ -27,6 +27,8 @@ torch = pytest.importorskip("torch", reason="the parity tests need torch (CPU)")
 transformers = pytest.importorskip("transformers", reason="the parity tests need transformers")
 
 TOL = 1e-4
+prefix_lm_logits = jax.jit(pg.prefix_lm_logits, static_argnums=1)
+forward = jax.jit(pg.forward, static_argnums=1)
 VOCAB = 300  # ours; transformers appends <image> = 300 and pads to 320 rows
 BASE = replace(TINY, vocab_size=VOCAB, text=replace(TINY.text, depth=3))
 
@@ -111,7 +113,14 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module", params=list(CASES))
+# Two cases cover every switch with non-default values; the other two run with -m slow.
+SLOW_CASES = {"pretraining-caps", "no-soft-caps"}
+
+
+@pytest.fixture(
+    scope="module",
+    params=[pytest.param(n, marks=(pytest.mark.slow,) if n in SLOW_CASES else ()) for n in CASES],
+)
 def case(request, tmp_path_factory):
     config, keep_window, prefix_len, suffix_len = CASES[request.param]
     model = build_reference(config)
@@ -138,7 +147,7 @@ def test_prefix_lm_logits_match_transformers(case, tmp_path):
     renamed = rename_to_new_names(legacy, tmp_path / "renamed")
     for directory in (legacy, renamed):
         loaded = load_any(directory, keep_sliding_window=keep_window)
-        ours = pg.prefix_lm_logits(loaded.params, loaded.config, jnp.asarray(images),
+        ours = prefix_lm_logits(loaded.params, loaded.config, jnp.asarray(images),
                                    jnp.asarray(tokens), jnp.asarray(mask_ar))  # fmt: skip
         diff = float(np.abs(np.asarray(ours) - expected).max())
         print(f"{name} {directory.name}: max |ours - transformers| = {diff:.2e}")
@@ -147,7 +156,7 @@ def test_prefix_lm_logits_match_transformers(case, tmp_path):
     if name in ("sliding-window", "tight-soft-caps"):
         other = (replace(loaded.config, sliding_window=None) if name == "sliding-window"
                  else replace(loaded.config, attn_logits_softcap=50.0))  # fmt: skip
-        wrong = pg.prefix_lm_logits(loaded.params, other, images, tokens, mask_ar)
+        wrong = prefix_lm_logits(loaded.params, other, images, tokens, mask_ar)
         assert float(np.abs(np.asarray(wrong) - expected).max()) > 100 * TOL
 
 
@@ -173,19 +182,18 @@ def test_greedy_decode_with_cache_matches_transformers(case):
     params, cfg = loaded.params, loaded.config
     P = ids.shape[1]
     S = P + steps
-    step = jax.jit(pg.forward, static_argnums=1)
     x = jnp.concatenate(
         [pg.encode_image(params, cfg, images), pg.embed_tokens(params, cfg, prompt)], 1
     )
     prefill_mask = jnp.zeros((2, P, S), bool).at[:, :, :P].set(True)  # all prefix: bidirectional
     positions = jnp.broadcast_to(jnp.arange(P), (2, P))
-    logits, cache = step(params, cfg, x, positions, prefill_mask, pg.init_cache(cfg, 2, S), 0)
+    logits, cache = forward(params, cfg, x, positions, prefill_mask, pg.init_cache(cfg, 2, S), 0)
     ours_logits, ours_tokens = [logits[:, -1]], [jnp.argmax(logits[:, -1], -1)]
     for i in range(steps - 1):
         tok = jnp.asarray(hf_tokens[:, i : i + 1])  # teacher forcing on transformers' tokens
         mask = jnp.broadcast_to(jnp.arange(S) <= P + i, (2, 1, S))
         pos = jnp.full((2, 1), P + i)
-        logits, cache = step(
+        logits, cache = forward(
             params, cfg, pg.embed_tokens(params, cfg, tok), pos, mask, cache, P + i
         )
         ours_logits.append(logits[:, 0])
