@@ -271,9 +271,10 @@ class _SafetensorsSource(_Source):
 
     def read(self, name: str) -> np.ndarray:
         file, raw = self._where[name]
-        # Opened per tensor so the memory map (counted in RSS) is dropped after each read.
+        # Opened per tensor so the memory map (counted in RSS) is dropped after each read;
+        # get_tensor copies the bytes out of the map.
         with safe_open(file, framework="numpy") as f:
-            return np.array(f.get_tensor(raw))
+            return f.get_tensor(raw)
 
 
 class _NpzSource(_Source):
@@ -347,7 +348,7 @@ def _load_mapped(
     for name, spec in abstract.items():
         if len(by_ours[name]) == 1 and not by_ours[name][0].index:
             pl = by_ours[name][0]
-            array = pl.tf.to_ours(source.read(pl.theirs), spec.shape).astype(dtype)
+            array = pl.tf.to_ours(source.read(pl.theirs), spec.shape).astype(dtype, copy=False)
         else:
             array = np.empty(spec.shape, dtype)
             for pl in by_ours[name]:

@@ -69,3 +69,26 @@ def test_name_map_covers_the_transformers_model(config):
 
     # transformers' own serialisation of the config reads back as the same architecture.
     assert replace(from_hf_config(hf_config.to_dict()), name=config.name) == config
+
+
+def test_hub_config_json_of_3b_pt_224():
+    """The fields of google/paligemma2-3b-pt-224's config.json (doc §3.2), hub spelling."""
+    hub = {
+        "model_type": "paligemma", "image_token_index": 257152, "projection_dim": 2304,
+        "torch_dtype": "bfloat16",
+        "text_config": {
+            "model_type": "gemma2", "hidden_size": 2304, "intermediate_size": 9216,
+            "num_hidden_layers": 26, "num_attention_heads": 8, "num_key_value_heads": 4,
+            "head_dim": 256, "query_pre_attn_scalar": 256, "sliding_window": 4096,
+            "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0,
+            "vocab_size": 257216, "hidden_activation": "gelu_pytorch_tanh", "eos_token_id": [1, 107],
+        },
+        "vision_config": {
+            "model_type": "siglip_vision_model", "hidden_size": 1152, "intermediate_size": 4304,
+            "num_hidden_layers": 27, "num_attention_heads": 16, "patch_size": 14,
+            "image_size": 224, "num_image_tokens": 256, "vision_use_head": False,
+        },
+    }  # fmt: skip
+    config = from_hf_config(hub)
+    assert replace(config, name=PRESETS["paligemma2-3b-224"].name) == PRESETS["paligemma2-3b-224"]
+    assert from_hf_config(hub, keep_sliding_window=True).sliding_window == 4096
