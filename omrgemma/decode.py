@@ -223,6 +223,10 @@ def _token_logprob(logprobs: jax.Array, tokens: jax.Array) -> jax.Array:
 
 
 # ----------------------------------------------------------------------------- loops
+#
+# Both loops alternate "choose the next tokens from logits" and "run the model on them". The
+# first choice uses the prefill's logits, outside the loop, so the loop body is model-then-choose
+# and no model step is wasted after the last token.
 
 
 def _sampling_loop(
@@ -230,51 +234,54 @@ def _sampling_loop(
 ):
     """Greedy or sampled decoding of all rows in lockstep; rows that are done emit `pad_id`.
 
-    `step(tokens i32[B], t) -> logits f32[B, V]` advances the model (closing over the cache,
-    which travels in the carry as `model`). Returns (tokens i32[B, M], logprobs f32[B, M]).
+    `step(cache, tokens i32[B], i) -> (logits f32[B, V], cache)` feeds the i-th generated
+    tokens to the model; `step.initial` is the prefilled cache. Returns (tokens i32[B, M],
+    logprobs f32[B, M]).
     """
     batch = logits.shape[0]
+
+    def choose(c, logits):
+        t, done = c["t"], c["done"]
+        rng, key = jax.random.split(c["rng"])
+        token = strategy.select(_masked(logit_mask, c["state"], logits), key)
+        token = jnp.where(done, pad_id, token)
+        logprob = jnp.where(done, 0.0, _token_logprob(jax.nn.log_softmax(logits), token))
+        return dict(
+            c,
+            t=t + 1,
+            last=token,
+            tokens=c["tokens"].at[:, t].set(token),
+            logprobs=c["logprobs"].at[:, t].set(logprob),
+            done=done | (token == eos_id),
+            state=c["state"] if logit_mask is None else logit_mask.update(c["state"], token),
+            rng=rng,
+        )
 
     def cond(c):
         return (c["t"] < max_new) & ~jnp.all(c["done"])
 
     def body(c):
-        t, done = c["t"], c["done"]
-        rng, key = jax.random.split(c["rng"])
-        token = strategy.select(_masked(logit_mask, c["state"], c["logits"]), key)
-        token = jnp.where(done, pad_id, token)
-        logprob = jnp.where(done, 0.0, _token_logprob(jax.nn.log_softmax(c["logits"]), token))
-        state = c["state"] if logit_mask is None else logit_mask.update(c["state"], token)
-        next_logits, model = step(c["model"], token, t)
-        return dict(
-            t=t + 1,
-            logits=next_logits,
-            model=model,
-            tokens=c["tokens"].at[:, t].set(token),
-            logprobs=c["logprobs"].at[:, t].set(logprob),
-            done=done | (token == eos_id),
-            state=state,
-            rng=rng,
-        )
+        logits, cache = step(c["cache"], c["last"], c["t"] - 1)
+        return choose(dict(c, cache=cache), logits)
 
     carry = dict(
         t=jnp.int32(0),
-        logits=logits,
-        model=step.initial,
+        cache=step.initial,
+        last=jnp.zeros((batch,), jnp.int32),
         tokens=jnp.full((batch, budget), pad_id, jnp.int32),
         logprobs=jnp.zeros((batch, budget), jnp.float32),
         done=done,
         state=() if logit_mask is None else logit_mask.init_state(batch),
         rng=rng,
     )
-    carry = jax.lax.while_loop(cond, body, carry)
+    carry = jax.lax.while_loop(cond, body, choose(carry, logits))
     return carry["tokens"], carry["logprobs"]
 
 
 def _beam_loop(step, logits, done, max_new, *, beam, budget, eos_id, pad_id, logit_mask):
     """Beam search over `beam.width` hypotheses per row; returns the best one of each row.
 
-    `logits` f32[B*W, V] and the model state in `step` are already repeated W times per row.
+    `logits` f32[B*W, V] and `step.initial` (the cache) are already repeated W times per row.
     Finished hypotheses stay in the beam with a frozen score (they may only "continue" with
     `pad_id` at no cost), so they compete with live ones by normalised score until the end.
     Returns (tokens i32[B, M], logprobs f32[B, M]).
@@ -286,13 +293,10 @@ def _beam_loop(step, logits, done, max_new, *, beam, budget, eos_id, pad_id, log
     def gather(a, parent):  # a [B, W, ...] -> rows of the chosen parents
         return jnp.take_along_axis(a, parent.reshape(parent.shape + (1,) * (a.ndim - 2)), axis=1)
 
-    def cond(c):
-        return (c["t"] < max_new) & ~jnp.all(c["finished"])
-
-    def body(c):
+    def choose(c, logits):
         t, finished, scores, lengths = c["t"], c["finished"], c["scores"], c["lengths"]
-        raw = jax.nn.log_softmax(c["logits"]).reshape(batch, width, vocab)
-        allowed = jax.nn.log_softmax(_masked(logit_mask, c["state"], c["logits"]))
+        raw = jax.nn.log_softmax(logits).reshape(batch, width * vocab)
+        allowed = jax.nn.log_softmax(_masked(logit_mask, c["state"], logits))
         candidates = scores[..., None] + allowed.reshape(batch, width, vocab)
         candidates = jnp.where(finished[..., None], scores[..., None] + stay, candidates)
         cand_lengths = jnp.where(finished, lengths, t + 1)[..., None]
@@ -300,32 +304,37 @@ def _beam_loop(step, logits, done, max_new, *, beam, budget, eos_id, pad_id, log
         _, best = jax.lax.top_k(ranked, width)  # [B, W] into W*V
         parent, token = best // vocab, (best % vocab).astype(jnp.int32)
         was_finished = gather(finished, parent)
-        logprob = jnp.take_along_axis(raw.reshape(batch, width * vocab), best, axis=1)
+        logprob = jnp.where(was_finished, 0.0, jnp.take_along_axis(raw, best, axis=1))
         rows = (jnp.arange(batch)[:, None] * width + parent).reshape(-1)
         state = c["state"]
         if logit_mask is not None:
             state = jax.tree.map(lambda a: jnp.take(a, rows, axis=0), state)
             state = logit_mask.update(state, token.reshape(-1))
-        next_logits, model = step(step.reorder(c["model"], rows), token.reshape(-1), t)
         return dict(
+            c,
             t=t + 1,
-            logits=next_logits,
-            model=model,
+            cache=_take_rows(c["cache"], rows),
+            last=token.reshape(-1),
             tokens=gather(c["tokens"], parent).at[:, :, t].set(token),
-            logprobs=gather(c["logprobs"], parent)
-            .at[:, :, t]
-            .set(jnp.where(was_finished, 0.0, logprob)),
+            logprobs=gather(c["logprobs"], parent).at[:, :, t].set(logprob),
             scores=jnp.take_along_axis(candidates.reshape(batch, width * vocab), best, axis=1),
             lengths=jnp.where(was_finished, gather(lengths, parent), t + 1),
             finished=was_finished | (token == eos_id),
             state=state,
         )
 
+    def cond(c):
+        return (c["t"] < max_new) & ~jnp.all(c["finished"])
+
+    def body(c):
+        logits, cache = step(c["cache"], c["last"], c["t"] - 1)
+        return choose(dict(c, cache=cache), logits)
+
     first_only = jnp.where(jnp.arange(width) == 0, 0.0, -jnp.inf)
     carry = dict(
         t=jnp.int32(0),
-        logits=logits,
-        model=step.initial,
+        cache=step.initial,
+        last=jnp.zeros((batch * width,), jnp.int32),
         tokens=jnp.full((batch, width, budget), pad_id, jnp.int32),
         logprobs=jnp.zeros((batch, width, budget), jnp.float32),
         # Only beam 0 is live at first, so the first step does not pick one token W times.
@@ -334,37 +343,25 @@ def _beam_loop(step, logits, done, max_new, *, beam, budget, eos_id, pad_id, log
         finished=jnp.broadcast_to(done[:, None], (batch, width)),
         state=() if logit_mask is None else logit_mask.init_state(batch * width),
     )
-    carry = jax.lax.while_loop(cond, body, carry)
+    carry = jax.lax.while_loop(cond, body, choose(carry, logits))
     best = jnp.argmax(beam.normalise(carry["scores"], carry["lengths"]), axis=1)
     pick = jnp.arange(batch)
     return carry["tokens"][pick, best], carry["logprobs"][pick, best]
 
 
 class _Step:
-    """The model side of the loop: (cache) -> next logits, as a callable with its initial state.
-
-    Kept apart from the loops so they read as pure search logic.
-    """
+    """The model side of the loops: `step(cache, tokens, i)` feeds the i-th generated tokens
+    (position next_position + i, cache slot prefix_len + i); `initial` is the prefilled cache."""
 
     def __init__(self, params, config, cache, slot_valid, next_position, prefix_len):
         self.params, self.config = params, config
         self.slot_valid, self.next_position, self.prefix_len = slot_valid, next_position, prefix_len
         self.initial = cache
 
-    def __call__(self, cache, tokens, t):
-        return _extend(
-            self.params,
-            self.config,
-            tokens,
-            self.next_position + t,
-            self.slot_valid,
-            self.prefix_len,
-            cache,
-            self.prefix_len + t,
-        )
-
-    def reorder(self, cache, rows):
-        return _take_rows(cache, rows)
+    def __call__(self, cache, tokens, i):
+        position, slot = self.next_position + i, self.prefix_len + i
+        return _extend(self.params, self.config, tokens, position, self.slot_valid,
+                       self.prefix_len, cache, slot)  # fmt: skip
 
 
 @functools.partial(
