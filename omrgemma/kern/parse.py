@@ -19,10 +19,10 @@ exclusive interpretation follows on the next record; `*-` terminates a spine. An
 record's fields belong to the spines *before* its manipulators take effect.
 
 Measures. A `Measure` runs from one barline (or the file start) to the next (or the end); those
-without data records are omitted. `durations` sums, per **kern spine alive at its end, the
-durations of that spine's non-null data tokens (quarter notes, `Fraction`, scaled by any
-`*rscale:N/M` in force); a split spine's voices
-each continue the parent's running sum, a merge keeps the longest. `meters` is the `*M` meter in
+without data records are omitted. `durations` gives, per **kern spine alive at its end, when that
+spine's last note ends (quarter notes since the barline, `Fraction`, scaled by any `*rscale:N/M`),
+following Humdrum's timeline: each data line starts when the earliest note still sounding on the
+line before it ends. Split voices inherit their parent's end, a merge keeps the latest. `meters` is the `*M` meter in
 force in each spine (a `Fraction` of quarters, None before any meter).
 
 The parser never raises on malformed kern: it records `Problem`s and carries on (a field-count
@@ -164,7 +164,7 @@ class _Spine:
     id: str
     track: int
     exclusive: str
-    elapsed: Fraction | None = Fraction(0)  # quarters since the measure began
+    elapsed: Fraction | None = Fraction(0)  # when its last note ends, quarters since the barline
     meter: Fraction | None = None
     rscale: Fraction = Fraction(1)  # `*rscale:2`: written durations are half of what they mean
 
@@ -205,6 +205,7 @@ class Parser:
         self.number: int | None = None
         self.measure_start = 0
         self.measure_meters: dict[str, Fraction | None] | None = None
+        self.time = Fraction(0)  # onset of the next data line, in quarters since the barline
 
     @property
     def active_count(self) -> int:
@@ -305,11 +306,21 @@ class Parser:
     def data(self, fields: tuple[str, ...]) -> None:
         if self.measure_meters is None:
             self.measure_meters = {s.id: s.meter for s in self.active if s.exclusive == "**kern"}
+        now = self.time
+        ends = []
         for text, spine in zip(fields, self.active, strict=False):
             if spine.exclusive != "**kern" or text == "." or spine.elapsed is None:
                 continue
+            if spine.elapsed > now:
+                message = f"spine {spine.id}: {text!r} starts before the note before it ends"
+                self.problems.append(error(self.line_count, "overlap", message))
             duration = parse_token(text).duration
-            spine.elapsed = None if duration is None else spine.elapsed + duration * spine.rscale
+            spine.elapsed = None if duration is None else now + duration * spine.rscale
+            if spine.elapsed is not None:
+                ends.append(spine.elapsed)  # a grace note starting here: a zero-length line
+        # the next data line starts when the first note sounding on this one ends (the timeline)
+        ends += [s.elapsed for s in self.active if s.elapsed is not None and s.elapsed > now]
+        self.time = min(ends) if ends else now
 
     def close_measure(self, closing: str | None) -> None:
         stop = len(self.records) - (closing is not None)
@@ -328,6 +339,7 @@ class Parser:
             )
         for spine in self.active:
             spine.elapsed = Fraction(0)
+        self.time = Fraction(0)
         self.measure_start = stop + 1
         self.measure_meters = None
 

@@ -8,7 +8,7 @@ chord of space-separated subtokens (`8C 8E 8G`). Durations are `fractions.Fracti
     each dot      -> adds half of the previous value (`4..` = 7/4)
     q, Q (grace)  -> 0 whatever the recip says
 
-The duration of a chord is the duration of its first non-grace subtoken (as humlib does); chord
+The duration of a chord is the duration of its first subtoken, 0 if that is a grace note; chord
 notes after the first may leave out the recip and then share the first one's.
 Parsing is cached because real scores repeat the same few hundred tokens.
 """
@@ -93,16 +93,14 @@ class KernToken:
     @property
     def duration(self) -> Fraction | None:
         """Quarter notes this token lasts: 0 for a null or all-grace token, None if unreadable."""
-        if self.is_null:
+        if self.is_null or self.is_grace:
             return Fraction(0)
-        for note in self.notes:
-            if not note.is_grace:
-                return note.duration
-        return Fraction(0)
+        return self.notes[0].duration if self.notes else None
 
     @property
     def is_grace(self) -> bool:
-        return bool(self.notes) and all(note.is_grace for note in self.notes)
+        """A grace note or chord: its first note carries `q` (`cc-q 4aa- 4ccc-` is one grace chord)."""
+        return bool(self.notes) and self.notes[0].is_grace
 
     @property
     def is_rest(self) -> bool:

@@ -2,7 +2,8 @@
 
 Errors (the text is structurally wrong; converters may fail or silently change the music):
     missing-header, missing-terminator, after-terminator, field-count, mixed-record, manipulator
-    (from the parser), malformed-token (a subtoken with no duration, no pitch or two of either),
+    and overlap (a note that starts before the one before it in its spine has ended: a wrong
+    duration) from the parser; malformed-token (a subtoken with no duration, no pitch or two of either),
     spine-durations (the **kern spines of one measure last different times), tie-unopened (`_` or
     `]` without a `[` on that pitch), tie-unclosed.
 Warnings (legal kern that is often a mistake):

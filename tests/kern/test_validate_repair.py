@@ -22,8 +22,10 @@ def test_clean_fixtures_have_no_problems():
 def test_measure_durations_against_meter_and_between_spines():
     short_bar = MELODY.replace("4.cc\n8b-\n4a\n", "4.cc\n8b-\n")  # bar 2 loses a quarter
     assert codes(validate(short_bar)) == [(14, "measure-duration")]
-    spines = PIANO.replace(".\t8eeJ\n", "")  # the treble of bar 1 loses an eighth
-    assert ("spine-durations") in [p.code for p in validate(spines) if p.severity == "error"]
+    lost = PIANO.replace(".\t8eeJ\n", "")  # the treble of bar 1 loses an eighth: bass overlaps
+    assert codes(validate(lost), "error") == [(11, "overlap")]
+    longer = PIANO.replace("2D\t2dd\n", "2D\t4.dd\n")  # the treble is an eighth short
+    assert codes(validate(longer), "error") == [(13, "spine-durations")]
     pickup = "**kern\n*M3/4\n4c\n=1\n2.d\n=2\n4e\n==\n*-\n"  # short first and last bars are fine
     assert validate(pickup) == []
 

@@ -1,0 +1,25 @@
+"""The corpus check (benchmarks/kern_corpus.py) on a small sample: slow, needs the shared data."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from omrgemma.settings import REPO_ROOT
+
+
+@pytest.mark.slow
+def test_chopin_preludes_parse_validate_and_round_trip(shared_data, tmp_path):
+    """Six of C. S. Sapp's Chopin preludes: all must parse, validate clean and round-trip."""
+    report = tmp_path / "report.md"
+    root = shared_data / "kern/piano/chopin-preludes"
+    command = [sys.executable, str(REPO_ROOT / "benchmarks/kern_corpus.py"), str(root)]
+    done = subprocess.run([*command, "--limit", "6", "--out", str(report)], capture_output=True,
+                          text=True, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = report.read_text()
+    assert "6 of 6 files" in text
+    for stage in ("parse", "validate: no errors", "MusicXML round trip"):
+        assert f"| {stage} | 6 | 100.00 % |" in text, text
