@@ -65,8 +65,10 @@ def main() -> int:
             if found == movement.systems:
                 right += 1
             else:
-                failures.append(f"{collection}/{movement.name}: kern {movement.systems}, "
-                                f"found {found} {per_page}")
+                failures.append(
+                    f"{collection}/{movement.name}: kern {movement.systems}, "
+                    f"found {found} {per_page}"
+                )
                 print(failures[-1], file=sys.stderr)
                 if args.overlays:
                     _write_overlays(args.overlays, collection, movement.name, layouts)
@@ -128,9 +130,13 @@ def _report(rows, failures, times_300, times_600) -> str:
         "| page | pages timed | median analysis time |",
         "|---|---:|---:|",
         f"| 300 dpi (the scans, about 2400 x 3200) | {len(times_300)} | "
-        f"{statistics.median(times_300) * 1000:.0f} ms |" if times_300 else "| 300 dpi | 0 | - |",
+        f"{statistics.median(times_300) * 1000:.0f} ms |"
+        if times_300
+        else "| 300 dpi | 0 | - |",
         f"| 600 dpi (scans rasterised at 600 dpi) | {len(times_600)} | "
-        f"{statistics.median(times_600) * 1000:.0f} ms |" if times_600 else "| 600 dpi | 0 | - |",
+        f"{statistics.median(times_600) * 1000:.0f} ms |"
+        if times_600
+        else "| 600 dpi | 0 | - |",
         "",
         "Failures (kern systems, found, per page):",
         "",

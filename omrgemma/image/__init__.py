@@ -1,8 +1,8 @@
 """Score images in: read any scan or PDF, find staves and systems, cut the model's crops.
 
-    for page in read_pages("score.pdf", pages="1-2"):
-        layout = analyze_page(page.image)
-        crops = cut_systems(page.image, layout, target=448, page_index=page.index)
+for page in read_pages("score.pdf", pages="1-2"):
+    layout = analyze_page(page.image)
+    crops = cut_systems(page.image, layout, target=448, page_index=page.index)
 """
 
 from omrgemma.image.analyze import analyze_page

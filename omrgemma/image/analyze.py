@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from omrgemma.errors import NoStavesError
-from omrgemma.image.binarize import Binarize, ink_mask
+from omrgemma.image.binarize import Binarize, clear_edge_borders, ink_mask
 from omrgemma.image.deskew import estimate_skew, rotation_matrix
 from omrgemma.image.layout import PageLayout, Staff, System
 from omrgemma.image.staves import find_staves, staff_metrics
@@ -22,6 +22,8 @@ from omrgemma.image.systems import group_systems
 ANALYSIS_SIDE = 2400
 # Skews below this are left alone: rotating would only blur a straight page.
 _MIN_ROTATION = 0.03
+# Below this staff spacing (pixels) small pages are enlarged before analysis.
+_MIN_SPACING = 10.0
 
 
 def analyze_page(
@@ -51,13 +53,17 @@ def analyze_page(
 
     height, width = gray.shape
     scale = min(1.0, ANALYSIS_SIDE / max(height, width))
-    small = gray
-    if scale < 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    small = _resized(gray, scale)
     lap("resize")
     ink = ink_mask(small, binarize)
     lap("binarize")
+    _, spacing = staff_metrics(ink)
+    if spacing < _MIN_SPACING and max(height, width) * scale < ANALYSIS_SIDE:
+        # Lines a pixel thin or thinner come out grey and break up; enlarge small pages first.
+        scale = min(scale * _MIN_SPACING * 1.5 / spacing, ANALYSIS_SIDE / max(height, width), 4.0)
+        small = _resized(gray, scale)
+        ink = ink_mask(small, binarize, lenient=True)
+        lap("upscale")
 
     angle = estimate_skew(ink) if deskew else 0.0
     if abs(angle) < _MIN_ROTATION:
@@ -67,11 +73,17 @@ def analyze_page(
         small = cv2.warpAffine(
             small, matrix, small.shape[::-1], flags=cv2.INTER_LINEAR, borderValue=255
         )
-        ink = ink_mask(small, binarize)
+        ink = ink_mask(small, binarize, lenient=scale > 1.0)
+    ink = clear_edge_borders(ink)
     lap("deskew")
 
     thickness, spacing = staff_metrics(ink)
-    staves = find_staves(ink, spacing=spacing, thickness=thickness)
+    # Blurred or faded staff lines are lighter than the notes: look for lines in a lenient mask
+    # (the horizontal opening in `find_staves` removes the extra noise it lets in).
+    line_ink = ink
+    if binarize == "otsu" and scale <= 1.0:
+        line_ink = clear_edge_borders(ink_mask(small, binarize, lenient=True))
+    staves = find_staves(line_ink, spacing=spacing, thickness=thickness)
     lap("staves")
     systems = group_systems(ink, staves)
     lap("systems")
@@ -93,6 +105,15 @@ def analyze_page(
         thickness=thickness * inverse,
         timings=timings,
     )
+
+
+def _resized(gray: np.ndarray, scale: float) -> np.ndarray:
+    if scale == 1.0:
+        return gray
+    height, width = gray.shape
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    method = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_CUBIC
+    return cv2.resize(gray, size, interpolation=method)
 
 
 def _scale_staff(staff: Staff, factor: float) -> Staff:

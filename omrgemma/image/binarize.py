@@ -10,13 +10,17 @@ import numpy as np
 Binarize = Literal["otsu", "sauvola", "none"]
 
 
-def ink_mask(gray: np.ndarray, method: Binarize = "otsu") -> np.ndarray:
+def ink_mask(gray: np.ndarray, method: Binarize = "otsu", *, lenient: bool = False) -> np.ndarray:
     """uint8[H, W] greyscale (0 black) -> uint8[H, W] mask, 1 where there is ink.
 
     "none" takes the page as already black and white (threshold at mid-grey).
+    lenient: also count light grey as ink (Otsu only), for small renders whose sub-pixel staff
+    lines are smeared over two grey rows.
     """
     if method == "otsu":
-        _, mask = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+        threshold, mask = cv2.threshold(gray, 0, 1, cv2.THRESH_BINARY_INV | cv2.THRESH_OTSU)
+        if lenient:
+            mask = (gray < (threshold + 255) / 2).astype(np.uint8)
         return mask
     if method == "sauvola":
         return sauvola(gray)
@@ -35,7 +39,9 @@ def sauvola(gray: np.ndarray, *, window: int = 0, k: float = 0.2, r: float = 128
         window = max(15, (min(gray.shape) // 40) | 1)
     image = gray.astype(np.float32)
     mean = cv2.boxFilter(image, cv2.CV_32F, (window, window), borderType=cv2.BORDER_REFLECT)
-    mean_sq = cv2.boxFilter(image * image, cv2.CV_32F, (window, window), borderType=cv2.BORDER_REFLECT)
+    mean_sq = cv2.boxFilter(
+        image * image, cv2.CV_32F, (window, window), borderType=cv2.BORDER_REFLECT
+    )
     std = np.sqrt(np.maximum(mean_sq - mean * mean, 0))
     threshold = mean * (1 + k * (std / r - 1))
     return (image < threshold).astype(np.uint8)
@@ -47,3 +53,28 @@ def remove_specks(mask: np.ndarray, *, max_area: int) -> np.ndarray:
     keep = stats[:, cv2.CC_STAT_AREA] > max_area
     keep[0] = False
     return keep[labels].astype(np.uint8)
+
+
+def clear_edge_borders(ink: np.ndarray, *, zone: float = 0.1, coverage: float = 0.5) -> np.ndarray:
+    """Blank the dark bands a scanner leaves at the left and right page edges.
+
+    A column within `zone` (share of the width) of an edge that is ink over at least `coverage`
+    of the page height is border: staff lines run into it and it would join every system. The
+    band is cleared from the edge to its innermost such column, plus a few pixels of its ragged
+    inner edge. uint8[H, W] -> uint8[H, W] (a copy when anything is cleared).
+    """
+    height, width = ink.shape
+    limit = max(1, round(zone * width))
+    columns = ink.mean(axis=0, dtype=np.float32)
+    dark = columns >= coverage
+    pad = max(2, width // 200)
+    left = np.flatnonzero(dark[:limit])
+    right = np.flatnonzero(dark[width - limit :])
+    if left.size == 0 and right.size == 0:
+        return ink
+    ink = ink.copy()
+    if left.size:
+        ink[:, : left[-1] + 1 + pad] = 0
+    if right.size:
+        ink[:, max(0, width - limit + right[0] - pad) :] = 0
+    return ink

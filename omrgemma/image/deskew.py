@@ -12,7 +12,7 @@ import math
 import cv2
 import numpy as np
 
-_N_STRIPS = 32
+_N_STRIPS = 64
 
 
 def estimate_skew(ink: np.ndarray, *, max_angle: float = 15.0) -> float:
@@ -25,16 +25,24 @@ def estimate_skew(ink: np.ndarray, *, max_angle: float = 15.0) -> float:
     strip = width // _N_STRIPS
     if strip < 2 or height < 16 or not ink.any():
         return 0.0
-    used = ink[:, : strip * _N_STRIPS].astype(np.float32)
+    used = ink[:, : strip * _N_STRIPS]
     # profiles[s, y]: ink of strip s in row y; x: strip centres relative to the page centre.
-    profiles = used.reshape(height, _N_STRIPS, strip).sum(axis=2).T
+    profiles = used.reshape(height, _N_STRIPS, strip).sum(axis=2, dtype=np.float32).T.copy()
     x = (np.arange(_N_STRIPS) + 0.5) * strip - width / 2
 
     coarse = _reduce_rows(profiles, 4)
     angles = np.arange(-max_angle, max_angle + 1e-9, 0.5)
     best = angles[np.argmax([_score(coarse, x / 4, a) for a in angles])]
     angles = np.arange(best - 0.5, best + 0.5 + 1e-9, 0.05)
-    best = angles[np.argmax([_score(profiles, x, a) for a in angles])]
+    scores = np.array([_score(profiles, x, a) for a in angles])
+    peak = int(np.argmax(scores))
+    best = angles[peak]
+    if 0 < peak < len(angles) - 1:
+        # A parabola through the peak and its neighbours: sub-step precision for free.
+        left, centre, right = scores[peak - 1 : peak + 2]
+        curvature = left - 2 * centre + right
+        if curvature < 0:
+            best += 0.05 * 0.5 * (left - right) / curvature
     # A line y = y0 + t x rises to the right (counter-clockwise) when t < 0: angle = -atan(t).
     return float(-best)
 
@@ -45,18 +53,16 @@ def _reduce_rows(profiles: np.ndarray, factor: int) -> np.ndarray:
 
 
 def _score(profiles: np.ndarray, x: np.ndarray, degrees: float) -> float:
-    """Sum of squared row sums after shifting strip s by tan(degrees) * x[s] rows (linear interp)."""
+    """Sum of squared row sums after shifting strip s by round(tan(degrees) * x[s]) rows."""
     n_strips, height = profiles.shape
-    shift = math.tan(math.radians(degrees)) * x
-    rows = np.arange(height)[None, :] + shift[:, None]
-    low = np.floor(rows).astype(np.int64)
-    frac = (rows - low).astype(np.float32)
-    valid = (low >= 0) & (low < height - 1)
-    low = np.clip(low, 0, height - 2)
-    flat = profiles.ravel()
-    base = (np.arange(n_strips) * height)[:, None]
-    values = flat[base + low] * (1 - frac) + flat[base + low + 1] * frac
-    total = np.where(valid, values, 0).sum(axis=0)
+    shifts = np.round(math.tan(math.radians(degrees)) * x).astype(int)
+    total = np.zeros(height, np.float32)
+    for strip, shift in zip(profiles, shifts, strict=True):
+        # total[y] += strip[y + shift], for the rows where y + shift is on the page.
+        if shift >= 0:
+            total[: height - shift] += strip[shift:]
+        else:
+            total[-shift:] += strip[: height + shift]
     return float(np.dot(total, total))
 
 

@@ -23,14 +23,24 @@ def draw_overlay(page: np.ndarray, layout: PageLayout) -> np.ndarray:
         x0, y0, x1, y1 = (round(v) for v in system.box)
         cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), _BOX, 2 * stroke)
         cv2.putText(
-            image, str(number), (x0 + 4 * stroke, y0 + 12 * stroke), cv2.FONT_HERSHEY_SIMPLEX,
-            stroke * 0.8, _BOX, 2 * stroke,
+            image,
+            str(number),
+            (x0 + 4 * stroke, y0 + 12 * stroke),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            stroke * 0.8,
+            _BOX,
+            2 * stroke,
         )
         for staff in system.staves:
             for y in staff.line_ys:
-                cv2.line(image, (round(staff.x0), round(y)), (round(staff.x1), round(y)), _LINE, stroke)
+                cv2.line(
+                    image, (round(staff.x0), round(y)), (round(staff.x1), round(y)), _LINE, stroke
+                )
             cv2.rectangle(
-                image, (round(staff.x0), round(staff.top)), (round(staff.x1), round(staff.bottom)),
-                _STAFF, stroke,
+                image,
+                (round(staff.x0), round(staff.top)),
+                (round(staff.x1), round(staff.bottom)),
+                _STAFF,
+                stroke,
             )
     return image

@@ -30,6 +30,7 @@ MIN_SIDE = 100
 _PDF_POINTS_PER_INCH = 72.0
 # pdfium's error code for a document that needs a password.
 _PDFIUM_ERR_PASSWORD = 4
+_PDFIUM_ERR_SUCCESS = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,6 +123,9 @@ def _open_pdf(path: Path):
             raise ImageError(
                 "the PDF is encrypted", path=path, hint="save an unencrypted copy first"
             ) from None
+        if getattr(error, "err_code", None) == _PDFIUM_ERR_SUCCESS:
+            # PDFium refuses a document whose page tree is empty without naming an error.
+            raise ImageError("the PDF has no pages", path=path) from None
         raise ImageError(
             f"not a readable PDF ({error})", path=path, hint="the file may be truncated"
         ) from None

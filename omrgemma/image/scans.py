@@ -27,9 +27,7 @@ def count_marked_systems(kern_text: str) -> int | None:
     >>> count_marked_systems("**kern\\n4c\\n!!LO:LB:g=original\\n4d\\n*-\\n")
     2
     """
-    breaks = sum(
-        1 for line in kern_text.splitlines() if line.startswith(("!!LO:LB", "!!LO:PB"))
-    )
+    breaks = sum(1 for line in kern_text.splitlines() if line.startswith(("!!LO:LB", "!!LO:PB")))
     return breaks + 1 if breaks else None
 
 

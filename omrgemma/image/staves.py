@@ -22,6 +22,8 @@ from omrgemma.image.layout import Staff
 _MIN_RELATIVE_SCORE = 0.25
 # ... and below this many staff spaces of line length they are too short to read.
 _MIN_LENGTH_SPACES = 6.0
+# Staves smaller than this share of the page's median spacing are footnotes or ossias.
+_MIN_RELATIVE_SPACING = 0.8
 
 
 def staff_metrics(ink: np.ndarray, *, n_columns: int = 300) -> tuple[float, float]:
@@ -68,7 +70,9 @@ def find_staves(ink: np.ndarray, *, spacing: float, thickness: float) -> list[St
         best_score[: height - span][better] = score[better]
         best_spacing[: height - span][better] = candidate
 
-    floor = max(_MIN_RELATIVE_SCORE * float(best_score.max(initial=0)), _MIN_LENGTH_SPACES * spacing)
+    floor = max(
+        _MIN_RELATIVE_SCORE * float(best_score.max(initial=0)), _MIN_LENGTH_SPACES * spacing
+    )
     taken = np.zeros(height, bool)
     staves = []
     for top in np.argsort(-best_score, kind="stable"):
@@ -80,6 +84,10 @@ def find_staves(ink: np.ndarray, *, spacing: float, thickness: float) -> list[St
             continue
         taken[max(low, 0) : high] = True
         staves.append(_measure_staff(lines, smooth, top, step))
+    if staves:
+        # Footnote examples and ossias are engraved smaller; they are not part of the text.
+        main = float(np.median([staff.spacing for staff in staves]))
+        staves = [staff for staff in staves if staff.spacing >= _MIN_RELATIVE_SPACING * main]
     return sorted(staves, key=lambda staff: staff.top)
 
 

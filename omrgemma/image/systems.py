@@ -27,17 +27,23 @@ def group_systems(ink: np.ndarray, staves: list[Staff], *, margin: float = 6.0) 
     """
     if not staves:
         return []
+    borders = _border_columns(ink, staves)
     groups = [[staves[0]]]
     for upper, lower in zip(staves, staves[1:], strict=False):
-        if connected(ink, upper, lower):
+        if connected(ink, upper, lower, ignore=borders):
             groups[-1].append(lower)
         else:
             groups.append([lower])
     return _with_boxes(ink, groups, margin)
 
 
-def connected(ink: np.ndarray, upper: Staff, lower: Staff) -> bool:
-    """Whether a vertical stroke crosses the whole gap between two staves."""
+def connected(
+    ink: np.ndarray, upper: Staff, lower: Staff, *, ignore: np.ndarray | None = None
+) -> bool:
+    """Whether a vertical stroke crosses the whole gap between two staves.
+
+    ignore: bool[W] columns not to count (page borders, see `_border_columns`).
+    """
     space = max(upper.spacing, lower.spacing)
     y0 = round(upper.bottom + max(2.0, upper.thickness))
     y1 = round(lower.top - max(2.0, lower.thickness))
@@ -51,7 +57,32 @@ def connected(ink: np.ndarray, upper: Staff, lower: Staff) -> bool:
     reach = max(3, round(space / 4)) | 1
     gap = cv2.dilate(gap, np.ones((1, reach), np.uint8))
     coverage = gap.mean(axis=0, dtype=np.float32)
+    if ignore is not None:
+        coverage[ignore[x0:x1]] = 0
     return bool(coverage.max(initial=0) >= _CONNECT_COVERAGE)
+
+
+def _border_columns(ink: np.ndarray, staves: list[Staff]) -> np.ndarray:
+    """bool[W]: columns inked from the first staff to the last, beside the staves: the dark edge
+    of a scanned page or a binding shadow, which would otherwise join every system."""
+    ignore = np.zeros(ink.shape[1], bool)
+    if len(staves) < 3:
+        return ignore
+    space = float(np.median([staff.spacing for staff in staves]))
+    reach = max(3, round(space / 4)) | 1
+    span = ink[round(staves[0].top) : round(staves[-1].bottom) + 1]
+    coverage = cv2.dilate(span, np.ones((1, reach), np.uint8)).mean(axis=0, dtype=np.float32)
+    ignore = coverage >= 0.6
+    # Barlines inside the staves never run through every gap, so only the margins are searched.
+    # (Medians: a staff whose lines run into the border has its x0 or x1 on the border.)
+    left = float(np.median([staff.x0 for staff in staves])) - space
+    right = float(np.median([staff.x1 for staff in staves])) + space
+    inside = slice(max(0, round(left)), max(0, round(right)))
+    ignore[inside] = False
+    # Widen by the dilation reach so the neighbouring dilated columns are ignored too.
+    return (
+        cv2.dilate(ignore.astype(np.uint8)[None, :], np.ones((1, 2 * reach + 1), np.uint8))[0] > 0
+    )
 
 
 def _with_boxes(ink: np.ndarray, groups: list[list[Staff]], margin: float) -> list[System]:
