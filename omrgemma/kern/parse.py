@@ -20,10 +20,11 @@ record's fields belong to the spines *before* its manipulators take effect.
 
 Measures. A `Measure` runs from one barline (or the file start) to the next (or the end); those
 without data records are omitted. `durations` gives, per **kern spine alive at its end, when that
-spine's last note ends (quarter notes since the barline, `Fraction`, scaled by any `*rscale:N/M`),
-following Humdrum's timeline: each data line starts when the earliest note still sounding on the
-line before it ends. Split voices inherit their parent's end, a merge keeps the latest. `meters` is the `*M` meter in
-force in each spine (a `Fraction` of quarters, None before any meter).
+spine's last note ends (quarter notes since the barline, `Fraction`), following Humdrum's
+timeline: each data line starts when the earliest note sounding on the line before it ends.
+Split voices inherit their parent's end, a merge keeps the latest; `*rscale` only changes how
+notes are displayed and is ignored. `meters` is the `*M` meter in force in each spine (a
+`Fraction` of quarters, None before any meter).
 
 The parser never raises on malformed kern: it records `Problem`s and carries on (a field-count
 mismatch maps fields to spines from the left; extra fields get spine "?"). Use `files.read_kern`
@@ -44,7 +45,6 @@ from omrgemma.kern.tokens import KernToken, parse_token
 MANIPULATORS = frozenset({"*^", "*v", "*x", "*+", "*-"})
 _METER = re.compile(r"\*M(\d+)/(\d+)$")
 _BAR_NUMBER = re.compile(r"=+(\d+)")
-_RSCALE = re.compile(r"\*rscale:(\d+)(?:/(\d+))?$")
 UNKNOWN_SPINE = "?"
 
 
@@ -166,10 +166,9 @@ class _Spine:
     exclusive: str
     elapsed: Fraction | None = Fraction(0)  # when its last note ends, quarters since the barline
     meter: Fraction | None = None
-    rscale: Fraction = Fraction(1)  # `*rscale:2`: written durations are half of what they mean
 
     def copy(self, new_id: str) -> _Spine:
-        return _Spine(new_id, self.track, self.exclusive, self.elapsed, self.meter, self.rscale)
+        return _Spine(new_id, self.track, self.exclusive, self.elapsed, self.meter)
 
 
 def _meter(token: str) -> Fraction | None:
@@ -315,7 +314,7 @@ class Parser:
                 message = f"spine {spine.id}: {text!r} starts before the note before it ends"
                 self.problems.append(error(self.line_count, "overlap", message))
             duration = parse_token(text).duration
-            spine.elapsed = None if duration is None else now + duration * spine.rscale
+            spine.elapsed = None if duration is None else now + duration
             if spine.elapsed is not None:
                 ends.append(spine.elapsed)  # a grace note starting here: a zero-length line
         # the next data line starts when the first note sounding on this one ends (the timeline)
@@ -349,8 +348,6 @@ class Parser:
                 spine.exclusive = text
             elif (meter := _meter(text)) is not None:
                 spine.meter = meter
-            elif (rscale := _RSCALE.match(text)) and int(rscale.group(2) or 1):
-                spine.rscale = Fraction(int(rscale.group(1)), int(rscale.group(2) or 1))
         if not any(f in MANIPULATORS for f in fields):
             return
         if len(fields) != len(self.active):
