@@ -24,20 +24,27 @@ def decode(ids) -> str:
     return "".join(LETTERS[i - FIRST] for i in ids if FIRST <= i < FIRST + len(LETTERS))
 
 
-def draw(text: str) -> np.ndarray:
+def draw(text: str, scale: int = 1) -> np.ndarray:
+    """uint8[8*scale, 16*scale]: letter k at position j is a black bar in row k, columns 4j..4j+3."""
     image = np.full((8, 16), 255, np.uint8)
     for j, c in enumerate(text):
         image[LETTERS.index(c), 4 * j : 4 * j + 4] = 0
-    return image
+    return np.kron(image, np.ones((scale, scale), np.uint8))
 
 
 class LetterMaker:
     """Picklable example maker: a random word of 1-`longest` letters and its drawing."""
 
-    def __init__(self, longest: int = 4) -> None:
-        self.longest = longest
+    def __init__(self, longest: int = 4, size: int | None = None) -> None:
+        self.longest, self.size = longest, size
 
     def __call__(self, rng: np.random.Generator):
         n = int(rng.integers(1, self.longest + 1))
         text = "".join(LETTERS[i] for i in rng.integers(0, len(LETTERS), n))
-        return draw(text), text
+        if self.size is None:
+            return draw(text), text
+        # square model input: the 8x16 drawing scaled up and padded with white at the bottom
+        image = np.full((self.size, self.size), 255, np.uint8)
+        drawn = draw(text, self.size // 16)
+        image[: drawn.shape[0], : drawn.shape[1]] = drawn
+        return image, text
