@@ -119,7 +119,16 @@ def prepare_run(
     rng = np.random.default_rng(data.seed)
     picks = rng.choice(len(held), size=min(data.heldout_examples, len(held)), replace=False)
     _write_jsonl(run_dir / "heldout.jsonl", [held[i] for i in sorted(picks)])
-    if init_from is None:
+    inherited = Path(init_from) / "tokenizer.model" if init_from else None
+    if inherited is not None and inherited.is_file():
+        # Fine-tuning keeps the checkpoint's own tokenizer (kern or Gemma): its ids are its rows.
+        (run_dir / "tokenizer.model").write_bytes(inherited.read_bytes())
+    elif init_from is not None:
+        raise UsageError(
+            "the checkpoint to start from has no tokenizer.model", path=init_from,
+            hint="put the tokenizer it was trained with beside it",
+        )  # fmt: skip
+    else:
         # The tokenizer sees every dataset's training text, so a later stage (piano after single
         # staff) needs no new vocabulary.
         texts = list(pool)
@@ -138,6 +147,21 @@ def prepare_run(
         "train_movements": len(train_files),
     }
     (run_dir / "run.json").write_text(json.dumps(run, indent=1))
+
+
+def checkpoint_config(path: str | Path) -> PaliGemmaConfig:
+    """The architecture of a checkpoint directory (ours or transformers), without its weights."""
+    from omrgemma.checkpoint import detect_layout
+    from omrgemma.config import from_hf_config
+
+    path = Path(path)
+    layout = detect_layout(path)
+    if layout == "big_vision":
+        raise UsageError(".npz checkpoints carry no config", path=path, hint="use a model directory")
+    raw = json.loads((path / "config.json").read_text())
+    config = PaliGemmaConfig.from_dict(raw) if layout == "omrgemma" else from_hf_config(raw)
+    # Training runs in float32 whatever the checkpoint was stored in.
+    return dataclasses.replace(config, param_dtype="float32", compute_dtype="float32")
 
 
 def load_run(run_dir: Path) -> dict:
@@ -262,9 +286,14 @@ def run_training(
     workers: int = 1,
     worker_nice: int = 5,
     n_devices: int | None = None,
+    batch_size: int | None = None,
     console=None,
 ) -> None:
-    """Train the prepared run in `run_dir` (from its latest checkpoint with `resume`)."""
+    """Train the prepared run in `run_dir` (from its latest checkpoint with `resume`).
+
+    `batch_size` overrides the run's (e.g. a GPU continuing a CPU run); a resumed stream then
+    starts at the next shard boundary when its position is not a multiple of the new size.
+    """
     from omrgemma.data.kern_examples import KernExamples
     from omrgemma.data.pipeline import ShardStream
     from omrgemma.train import TrainConfig, make_mesh, train
@@ -273,16 +302,22 @@ def run_training(
     run = load_run(run_dir)
     config = PaliGemmaConfig.from_dict(run["model"])
     cfg = TrainConfig(**run["train"])
+    if batch_size:
+        cfg = dataclasses.replace(cfg, batch_size=batch_size)
     encoder = SentencePieceEncoder((run_dir / "tokenizer.model").read_bytes())
     pool = tuple(_read_jsonl(run_dir / "pool.jsonl"))
     maker = KernExamples(pool=pool, options=data_settings(run).examples)
     spec = stream_spec(run, encoder, cfg.batch_size)
+    if spec.shard_size % cfg.batch_size:
+        spec = dataclasses.replace(spec, shard_size=cfg.batch_size * (spec.shard_size // cfg.batch_size + 1))
     fns = model_fns(config)
     init_params = None
     if run.get("init_from") and not resume:
         init_params = _init_from_checkpoint(run["init_from"], config)
 
     def make_data(position: int):
+        if position % spec.batch_size:
+            position = -(-position // spec.shard_size) * spec.shard_size
         return ShardStream(
             spec, maker, encoder, start=position, workers=workers, prefetch=2 * max(workers, 1),
             cache=run_dir / "shards", worker_nice=worker_nice,

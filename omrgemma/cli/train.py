@@ -17,10 +17,12 @@ from omrgemma.errors import UsageError
 @click.option("--resume", is_flag=True, help="Continue the run from its latest checkpoint.")
 @click.option("--preset", default="small", show_default=True, help="Model preset for a new run.")
 @click.option("--dataset", default="single", show_default=True, help="single or piano.")
+@click.option("--vocab-size", type=int, default=None,
+              help="Kern tokenizer pieces for a new run [the preset's vocabulary].")
 @click.option("--measures", default="1-2", show_default=True, help="Measures per system, LOW-HIGH.")
 @click.option("--init-from", type=click.Path(exists=True, path_type=Path), default=None,
               help="Start from this checkpoint (model dir, transformers dir or .npz).")
-@click.option("--batch-size", default=16, show_default=True)
+@click.option("--batch-size", type=int, default=None, help="Examples per step [new runs: 16].")
 @click.option("--lr", "learning_rate", default=1e-3, show_default=True)
 @click.option("--warmup", default=100, show_default=True, help="Warm-up steps.")
 @click.option("--total-steps", default=100_000, show_default=True,
@@ -71,7 +73,7 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, measures: st
             raise UsageError(f"unknown preset {preset!r}", hint=f"one of {sorted(train_run.PRESETS)}")
         low, _, high = measures.partition("-")
         cfg = TrainConfig(
-            batch_size=batch_size, learning_rate=learning_rate, warmup_steps=warmup,
+            batch_size=batch_size or 16, learning_rate=learning_rate, warmup_steps=warmup,
             total_steps=total_steps, freeze=freeze, seed=seed, fsdp=fsdp,
             checkpoint_every_s=checkpoint_every, eval_every_s=eval_every,
         )  # fmt: skip
@@ -79,10 +81,14 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, measures: st
             dataset=dataset, measures=(int(low), int(high or low)), seed=seed
         )
         console.print(f"preparing {run_dir} (snippet pool, tokenizer, held-out slice)")
+        model = train_run.PRESETS[preset]
+        if init_from is not None:
+            model = train_run.checkpoint_config(init_from)
         train_run.prepare_run(
-            run_dir, model=train_run.PRESETS[preset], data=data, train=cfg, data_dir=data_dir(),
+            run_dir, model=model, data=data, train=cfg, data_dir=data_dir(),
             init_from=str(init_from) if init_from else None,
         )  # fmt: skip
     train_run.run_training(
-        run_dir, resume=resume, minutes=minutes, steps=steps, workers=workers, console=console
-    )
+        run_dir, resume=resume, minutes=minutes, steps=steps, workers=workers, console=console,
+        batch_size=batch_size if resume else None,
+    )  # fmt: skip

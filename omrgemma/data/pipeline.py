@@ -108,7 +108,9 @@ def batches_of_shard(spec: StreamSpec, shard: int, data: dict[str, np.ndarray]) 
     return [chunks[i] for i in perm]
 
 
-def collate(spec: StreamSpec, data: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+def collate(
+    spec: StreamSpec, data: dict[str, np.ndarray], rows: np.ndarray
+) -> dict[str, np.ndarray]:
     """The batch of `rows`: images and the sequence layout, padded to one text bucket (+1)."""
     longest = int(data["lengths"][rows].max()) + len(spec.prefix_ids) + 3
     text_len = bucket_for(longest, spec.text_buckets)
@@ -145,7 +147,7 @@ def load_or_build(
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npz")
         with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **data)
+            np.savez_compressed(handle, **data)  # renders are mostly white: ~10x smaller
         os.replace(tmp, path)
     return data, seconds
 
@@ -166,7 +168,9 @@ def _worker_shard(spec: StreamSpec, shard: int):
 class ShardStream:
     """Batches from position `start` on, shards built `prefetch` ahead by `workers` processes.
 
-    `workers=0` builds shards in this process (tests, debugging). Attributes after each batch:
+    `workers=0` builds shards in this process (tests, debugging). With a `cache` folder, each
+    shard is saved when built and read back when present; shards `keep_shards` behind the current
+    one are deleted (the stream never returns to them). Attributes after each batch:
     `position` (samples consumed: store it in checkpoints), `last_wait_s`, and `render_s` /
     `rendered` (time spent building shards and how many examples that made).
     """
@@ -182,10 +186,12 @@ class ShardStream:
         prefetch: int = 2,
         cache: Path | None = None,
         worker_nice: int = 0,
+        keep_shards: int = 4,
     ) -> None:
         if start % spec.batch_size:
             raise ValueError(f"position {start} is not at a batch boundary ({spec.batch_size})")
         self.spec, self.maker, self.encode, self.cache = spec, maker, encode, cache
+        self.keep_shards = keep_shards
         self.position = start
         self.last_wait_s = 0.0
         self.render_s = 0.0
@@ -215,6 +221,9 @@ class ShardStream:
             assert queued == shard, (queued, shard)
             data, seconds = result.get()
             self._fill()
+        if self.cache is not None and shard >= self.keep_shards:
+            # The stream never goes back: only the shards a resume may need are worth keeping.
+            shard_path(self.cache, self.spec, shard - self.keep_shards).unlink(missing_ok=True)
         if seconds:
             self.render_s += seconds
             self.rendered += len(data["lengths"])
@@ -246,7 +255,10 @@ def take_examples(
     (for fixed evaluation slices when no held-out maker is given)."""
     data = build_shard(spec, shard, maker, encode)
     rows = np.arange(min(n, len(data["lengths"])))
-    return [collate(spec, data, rows[i : i + spec.batch_size]) for i in range(0, len(rows), spec.batch_size)]
+    return [
+        collate(spec, data, rows[i : i + spec.batch_size])
+        for i in range(0, len(rows), spec.batch_size)
+    ]
 
 
 def fit_width(image: np.ndarray, height: int, width: int) -> np.ndarray:

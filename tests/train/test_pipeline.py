@@ -81,3 +81,9 @@ def test_batches_are_length_sorted_within_a_shard():
     widths = [stream.next_batch()["tokens"].shape[1] for _ in range(4)]
     # 16 examples of 1-4 letters (4-7 tokens with bos/sep/eos): short ones share small buckets
     assert min(widths) < max(widths)
+
+
+def test_old_cached_shards_are_pruned(tmp_path):
+    batches(n=6, workers=0, cache=tmp_path, keep_shards=1)  # shards 0, 1, 2 of 8 examples
+    assert not shard_path(tmp_path, SPEC, 0).exists() and not shard_path(tmp_path, SPEC, 1).exists()
+    assert shard_path(tmp_path, SPEC, 2).is_file()
