@@ -13,7 +13,7 @@ worker and every resumed run sees the same pool.
 An example draws a snippet, a music font, a scale and a justified system width, engraves it with
 verovio (in the calling process: the pipeline's workers are the disposable processes), maybe
 degrades it like a camera photo or a 1-bit scan, and fits it into the model's square input the
-way inference does (`omrgemma.image.crops.fit_square`: aspect kept, centred, white padding).
+way inference does (`omrgemma.image.crops.fit_to`: aspect kept, centred, white padding).
 
 The target is the snippet's kern with measure numbers removed (they are not printed, and the
 metrics strip them too): `**kern` header, clef/key/meter, body, `*-`, exactly what the
@@ -89,21 +89,23 @@ class ExampleOptions:
 
 
 def fit_square(image: np.ndarray, size: int) -> np.ndarray:
-    """uint8[h, w] -> uint8[size, size]: aspect kept, centred on white (as inference does)."""
-    try:
-        from omrgemma.image import crops
-    except ImportError:
-        crops = None
-    if crops is not None and hasattr(crops, "fit_square"):
-        return crops.fit_square(image, size)
+    """uint8[h, w] -> uint8[size, size]: aspect kept, centred on white.
+
+    The same geometry and filters as inference (`omrgemma.image.crops.fit_to(..., fit="pad")`:
+    INTER_AREA when shrinking, INTER_LINEAR when enlarging), before the [-1, 1] mapping, which
+    the training step does on the device.
+    """
     import cv2
 
     h, w = image.shape
-    scale = size / max(h, w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+    scale = min(size / h, size / w)
+    nw, nh = max(1, min(size, round(w * scale))), max(1, min(size, round(h * scale)))
+    shrink = nw < w or nh < h
+    resized = cv2.resize(
+        image, (nw, nh), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    )
     out = np.full((size, size), 255, np.uint8)
-    top, left = (size - nh) // 2, (size - nw) // 2
+    left, top = (size - nw) // 2, (size - nh) // 2
     out[top : top + nh, left : left + nw] = resized
     return out
 
