@@ -72,9 +72,17 @@ def clear_edge_borders(ink: np.ndarray, *, zone: float = 0.1, coverage: float = 
     right = np.flatnonzero(dark[width - limit :])
     if left.size == 0 and right.size == 0:
         return ink
+    # The band's inner edge is ragged (toner specks): follow it while columns stay speckled.
+    speckled = columns >= 0.15
     ink = ink.copy()
     if left.size:
-        ink[:, : left[-1] + 1 + pad] = 0
+        edge = left[-1]
+        while edge + 1 < limit and speckled[edge + 1]:
+            edge += 1
+        ink[:, : edge + 1 + pad] = 0
     if right.size:
-        ink[:, max(0, width - limit + right[0] - pad) :] = 0
+        edge = width - limit + right[0]
+        while edge - 1 > width - limit and speckled[edge - 1]:
+            edge -= 1
+        ink[:, max(0, edge - pad) :] = 0
     return ink

@@ -1,8 +1,8 @@
 """Group staves into systems and choose each system's crop box.
 
-Two neighbouring staves belong to one system when some vertical stroke (a barline, the system's
-left line, or a brace) runs all the way across the gap between them. Between systems nothing
-does: dynamics, slurs and lyrics leave white rows or columns.
+Two neighbouring staves belong to one system when a vertical stroke (a barline or the system's
+left line) runs all the way from inside one into the other. Between systems nothing does:
+dynamics, slurs, lyrics and pencil marks leave white rows or columns.
 
 Crop boxes: neighbouring systems split the gap between them at its emptiest row (ties go to the
 middle), so a crop never cuts through notes that could be avoided; the outer edges of the first
@@ -16,8 +16,8 @@ import numpy as np
 
 from omrgemma.image.layout import Box, Staff, System
 
-# Share of the gap's rows a stroke must cover (a little tolerance for 1-bit breaks in barlines).
-_CONNECT_COVERAGE = 0.9
+# Share of the rows between two staves a stroke must cover (after closing small breaks).
+_CONNECT_COVERAGE = 0.95
 
 
 def group_systems(ink: np.ndarray, staves: list[Staff], *, margin: float = 6.0) -> list[System]:
@@ -28,6 +28,10 @@ def group_systems(ink: np.ndarray, staves: list[Staff], *, margin: float = 6.0) 
     if not staves:
         return []
     borders = _border_columns(ink, staves)
+    # Staff lines that run into a dark page edge make a staff start at the edge; no barline
+    # lies further left than the page's usual staff start.
+    space = float(np.median([staff.spacing for staff in staves]))
+    borders[: max(0, round(float(np.median([staff.x0 for staff in staves])) - 2 * space))] = True
     groups = [[staves[0]]]
     for upper, lower in zip(staves, staves[1:], strict=False):
         if connected(ink, upper, lower, ignore=borders):
@@ -40,22 +44,25 @@ def group_systems(ink: np.ndarray, staves: list[Staff], *, margin: float = 6.0) 
 def connected(
     ink: np.ndarray, upper: Staff, lower: Staff, *, ignore: np.ndarray | None = None
 ) -> bool:
-    """Whether a vertical stroke crosses the whole gap between two staves.
+    """Whether a barline-like stroke runs from inside one staff, across the gap, into the next.
 
+    The stroke must also cover the last space of the upper staff and the first of the lower:
+    barlines and the system's left line do, while pencil marks, slurs and a neighbouring
+    system's ledger-line notes, which may reach across a narrow gap, do not.
     ignore: bool[W] columns not to count (page borders, see `_border_columns`).
     """
     space = max(upper.spacing, lower.spacing)
-    y0 = round(upper.bottom + max(2.0, upper.thickness))
-    y1 = round(lower.top - max(2.0, lower.thickness))
-    if y1 <= y0:
-        return True
-    # Include the brace, which sits left of the staff lines.
-    x0 = max(0, round(min(upper.x0, lower.x0) - 3 * space))
+    y0 = round(upper.line_ys[3])
+    y1 = round(lower.line_ys[1])
+    x0 = max(0, round(min(upper.x0, lower.x0) - space))
     x1 = min(ink.shape[1], round(max(upper.x1, lower.x1) + 1))
+    if y1 <= y0 or x1 <= x0:
+        return y1 <= y0
     gap = ink[y0:y1, x0:x1]
-    # Tolerate strokes a pixel or two off vertical (residual skew, a brace's curve).
-    reach = max(3, round(space / 4)) | 1
-    gap = cv2.dilate(gap, np.ones((1, reach), np.uint8))
+    # Tolerate a stroke a pixel off vertical and the small breaks of a 1-bit scan.
+    gap = cv2.dilate(gap, np.ones((1, 3), np.uint8))
+    hole = max(3, round(space / 4)) | 1
+    gap = cv2.morphologyEx(gap, cv2.MORPH_CLOSE, np.ones((hole, 1), np.uint8))
     coverage = gap.mean(axis=0, dtype=np.float32)
     if ignore is not None:
         coverage[ignore[x0:x1]] = 0
