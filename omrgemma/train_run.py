@@ -347,7 +347,6 @@ def _init_from_checkpoint(path: str, config: PaliGemmaConfig):
 
 def export_model(run_dir: Path, out_dir: Path, *, card: str | None = None, force: bool = True) -> Path:
     """Write the latest checkpoint of `run_dir` as a model directory with bfloat16 weights."""
-    import jax
     import jax.numpy as jnp
     from safetensors.numpy import load_file
 
@@ -370,7 +369,130 @@ def export_model(run_dir: Path, out_dir: Path, *, card: str | None = None, force
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = jnp.asarray(value, jnp.bfloat16)
-    params = jax.tree.map(lambda x: x, params)
     return save_model_dir(
-        out_dir, params, config, tokenizer=run_dir / "tokenizer.model", card=card, force=force
-    )
+        out_dir, params, config, tokenizer=run_dir / "tokenizer.model",
+        card=card or model_card(run_dir), force=force,
+    )  # fmt: skip
+
+
+LICENCES = {
+    "mono/creighton-nova-scotia": "Creighton, Nova Scotia folk songs (mixed; research use)",
+    "mono/densmore-teton-sioux": "Densmore, Teton Sioux music (mixed; research use)",
+    "mono/foster-songs": "Foster songs (mixed; research use)",
+    "mono/schubert-songs": "Schubert song melodies (mixed; research use)",
+    "polish-scores/1-staff": "Polish heritage scores, polishscores.org (CC BY 4.0)",
+    "polish-scores/2-staff": "Polish heritage scores, polishscores.org (CC BY 4.0)",
+    "chopin-first-editions/1-staff": "Chopin first editions, NIFC (CC BY 4.0)",
+    "chopin-first-editions/2-staff": "Chopin first editions, NIFC (CC BY 4.0)",
+    "piano/beethoven-piano-sonatas": "Beethoven piano sonatas, C. S. Sapp (no licence stated)",
+    "piano/joplin": "Joplin rags (CC BY-NC-SA 4.0)",
+    "piano/scarlatti-keyboard-sonatas": "Scarlatti keyboard sonatas (CC BY-NC-SA 4.0)",
+    "piano/chopin-preludes": "Chopin preludes (© C. S. Sapp)",
+    "piano/hummel-preludes": "Hummel preludes (© C. S. Sapp)",
+}
+
+
+def model_card(run_dir: Path) -> str:
+    """A README.md for an export of `run_dir`: architecture, data, training so far, measurements.
+
+    Every number is read from the run folder (run.json, the latest checkpoint's meta.json and
+    log.jsonl), so a later export describes the later checkpoint.
+    """
+    from omrgemma import train_state
+
+    run_dir = Path(run_dir)
+    run = load_run(run_dir)
+    config = PaliGemmaConfig.from_dict(run["model"])
+    data = data_settings(run)
+    latest = train_state.latest_checkpoint(run_dir)
+    meta = train_state.read_meta(latest) if latest else {"step": 0, "data_position": 0}
+    records = _read_jsonl(run_dir / "log.jsonl") if (run_dir / "log.jsonl").is_file() else []
+    steps = [r for r in records if "loss" in r and r["step"] <= meta["step"]]
+    evals = [r for r in records if "heldout_nll" in r and r["step"] <= meta["step"]]
+    v, t = config.vision, config.text
+    n_params = _count_params(config)
+    rate = np.median([r["samples_per_s"] for r in steps[-20:]]) if steps else float("nan")
+    lines = [
+        f"# {config.name}",
+        "",
+        "A small PaliGemma-2-shaped model (SigLIP-style ViT encoder + Gemma-2-style decoder, "
+        "prefix-LM) that reads one engraved system and writes standalone **kern. Trained from "
+        "scratch on CPU by `omrgemma train`; **an early checkpoint: see the measurements before "
+        "relying on it**.",
+        "",
+        "## Architecture",
+        "",
+        f"- {n_params / 1e6:.2f} M parameters, stored in bfloat16",
+        f"- input: {config.image_size}x{config.image_size} grey system image (fitted with aspect "
+        f"kept, centred on white), patch {config.patch_size} -> {config.num_image_tokens} image "
+        "tokens",
+        f"- encoder: width {v.width}, {v.depth} layers, {v.num_heads} heads, MLP {v.mlp_dim}",
+        f"- decoder: width {t.width}, {t.depth} layers, {t.num_heads} query / {t.num_kv_heads} KV "
+        f"heads of {t.head_dim}, GeGLU MLP {t.mlp_dim}, soft-caps {config.attn_logits_softcap} / "
+        f"{config.final_logits_softcap}",
+        f"- tokenizer: SentencePiece BPE made for kern, {config.vocab_size} pieces "
+        "(`omrgemma/kerntok.py`; tab, newline and frequent interpretations are single pieces)",
+        "- prompt: empty (`<bos> <sep>`), output: the system's kern from `**kern` to `*-`, "
+        "measure numbers removed",
+        "",
+        "## Training data",
+        "",
+        f"Dataset `{data.dataset}`: standalone systems of {data.measures[0]}-{data.measures[1]} "
+        f"measures cut from {run.get('train_movements', '?')} training movements "
+        f"({run.get('pool_size', '?')} snippets; held-out movements of `omrgemma/data/heldout.json` "
+        "excluded), engraved with verovio in varied fonts and scales, "
+        f"{data.examples.camera_probability:.0%} camera-like and {data.examples.scan_probability:.0%} "
+        "scan-like degradations. Sources and licences (several are non-commercial; use the model "
+        "accordingly):",
+        "",
+        *[f"- `{c}`: {LICENCES.get(c, 'see data README')}" for c in DATASETS[data.dataset]],
+        "",
+        "## Training so far",
+        "",
+        f"- steps {meta['step']}, samples seen {meta['data_position']}, batch "
+        f"{run['train']['batch_size']}, AdamW peak LR {run['train']['learning_rate']}, warm-up "
+        f"{run['train']['warmup_steps']} steps, label smoothing {run['train']['label_smoothing']}",
+        f"- hardware: a shared 2-core AMD EPYC CPU (no GPU), about {rate:.2f} samples/s; "
+        f"{meta.get('trained_s', 0) / 3600:.2f} h of training time",
+        "",
+        "## Measurements",
+        "",
+        f"Held-out slice: {data.heldout_examples} systems from held-out movements of the same "
+        "collections, clean renders. `image gap` = NLL with images shuffled across the batch minus "
+        "NLL with the true images: near 0 means the model does not read the image yet.",
+        "",
+        "| step | train loss | held-out NLL | shuffled-image NLL | image gap | held-out SER % |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    losses = {r["step"]: r["loss"] for r in steps}
+    for r in evals:
+        near = max((s for s in losses if s <= r["step"]), default=None)
+        loss = f"{losses[near]:.3f}" if near is not None else ""
+        ser = f"{r['heldout_ser']:.1f}" if "heldout_ser" in r else ""
+        lines.append(
+            f"| {r['step']} | {loss} | {r['heldout_nll']:.3f} | {r['shuffled_nll']:.3f} | "
+            f"{r['image_gap']:+.3f} | {ser} |"
+        )
+    if not evals:
+        lines.append("| (no evaluation yet) | | | | | |")
+    lines += [
+        "",
+        "Anchors (GrandStaff test set, a different and harder task: two-staff piano systems): "
+        "Sheet Music Transformer SER 5.1 %, PaliGemma 2 3B at 896 px SER 2.3 %.",
+        "",
+        "## Continue training",
+        "",
+        "```",
+        "omrgemma train RUN_DIR --resume --minutes 60         # on this CPU",
+        "OUT=out MINUTES=8 scripts/train_gpu.sh                # on a GPU machine",
+        "omrgemma train RUN_DIR --export models/omrgemma-small # write this directory",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _count_params(config: PaliGemmaConfig) -> int:
+    from omrgemma.nn.paligemma import abstract_params, count_params
+
+    return count_params(abstract_params(config))

@@ -39,7 +39,8 @@ from omrgemma.errors import UsageError
               default=None, help="Only export the latest checkpoint to this model directory.")
 @click.option("--card", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="README.md model card to put in the exported directory.")
-def command(run_dir: Path, resume: bool, preset: str, dataset: str, measures: str,
+def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: int | None,
+            measures: str,
             init_from: Path | None, batch_size: int, learning_rate: float, warmup: int,
             total_steps: int, freeze: str | None, minutes: float | None, steps: int | None,
             workers: int, checkpoint_every: float, eval_every: float, seed: int, fsdp: bool,
@@ -86,7 +87,7 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, measures: st
             model = train_run.checkpoint_config(init_from)
         train_run.prepare_run(
             run_dir, model=model, data=data, train=cfg, data_dir=data_dir(),
-            init_from=str(init_from) if init_from else None,
+            init_from=str(init_from) if init_from else None, vocab_size=vocab_size,
         )  # fmt: skip
     train_run.run_training(
         run_dir, resume=resume, minutes=minutes, steps=steps, workers=workers, console=console,
