@@ -297,10 +297,12 @@ class Evaluator:
             "shuffled_accuracy": float(fake_acc),
         }
         if self.transcribe is not None and self.references:
-            from omrgemma.metrics import ser
+            from omrgemma.metrics import error_rates
 
             hyps = [h for b in self.batches for h in self.transcribe(params, b)]
-            out["heldout_ser"] = float(ser(hyps[: len(self.references)], self.references))
+            rates = error_rates(hyps[: len(self.references)], self.references)
+            out.update(heldout_ser=rates.ser, heldout_cer=rates.cer, heldout_ler=rates.ler)
+            out["examples"] = [{"ref": r, "hyp": h} for r, h in zip(self.references[:3], hyps[:3], strict=False)]
         return out
 
 
@@ -401,9 +403,14 @@ def train(
                 eta = (last_step - step) / max(record["steps_per_s"], 1e-9)
                 _echo(console, _progress_line(step, last_step, record, eta))
             if evaluator is not None and time.monotonic() - t_eval >= cfg.eval_every_s:
-                result = {"step": step, "time": time.time(), **evaluator(state["params"])}
+                result = {"step": step, "time": time.time()}
+                try:
+                    result.update(evaluator(state["params"]))
+                except Exception as error:  # a broken evaluation must not end a long run
+                    result["eval_error"] = f"{type(error).__name__}: {error}"
                 write_log(result)
-                _echo(console, "eval " + json.dumps(result))
+                shown = {k: v for k, v in result.items() if k != "examples"}
+                _echo(console, "eval " + json.dumps(shown))
                 t_eval = time.monotonic()
             if time.monotonic() - t_ckpt >= cfg.checkpoint_every_s:
                 checkpoint(step)

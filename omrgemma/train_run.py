@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -298,8 +299,13 @@ def run_training(
     from omrgemma.data.pipeline import ShardStream
     from omrgemma.train import TrainConfig, make_mesh, train
 
+    from omrgemma.jaxsetup import enable_compilation_cache
+
     run_dir = Path(run_dir)
     run = load_run(run_dir)
+    # A resumed run (or a new run of the same shapes) loads its step functions instead of
+    # compiling them again: minutes on a busy CPU.
+    enable_compilation_cache(os.environ.get("JAX_COMPILATION_CACHE_DIR") or None)
     config = PaliGemmaConfig.from_dict(run["model"])
     cfg = TrainConfig(**run["train"])
     if batch_size:

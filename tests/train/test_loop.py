@@ -117,3 +117,23 @@ def test_checkpoint_rejects_a_different_model(tmp_path):
     template["params"]["llm"]["extra"] = jax.ShapeDtypeStruct((2,), jnp.float32)
     with pytest.raises(Exception, match="llm/extra"):
         train_state.load_checkpoint(train_state.latest_checkpoint(tmp_path), template)
+
+
+def test_evaluator_measures_the_image_gap_and_ser():
+    from synthetic import decode
+
+    from omrgemma.train import Evaluator
+
+    batches = take_examples(SPEC, LetterMaker(), encode, 16)
+    refs = [decode(t[m == 1]) for b in batches for t, m in zip(b["tokens"], b["mask_loss"], strict=True)]
+    state = _fresh_state(STANDIN, CFG, None)
+    state, _ = run_steps(CFG, state, batches * 20)  # learns to read the bars a little
+    perfect = Evaluator(model=STANDIN, batches=batches, references=refs,
+                        transcribe=lambda params, b: [decode(t[m == 1]) for t, m in zip(b["tokens"], b["mask_loss"], strict=True)])  # fmt: skip
+    out = perfect(state["params"])
+    assert out["heldout_ser"] == 0.0 and out["examples"][0]["ref"] == refs[0]
+    assert out["image_gap"] == pytest.approx(out["shuffled_nll"] - out["heldout_nll"])
+    assert out["image_gap"] > 0.1  # the trained stand-in reads the image: shuffling hurts
+    wrong = Evaluator(model=STANDIN, batches=batches, references=refs,
+                      transcribe=lambda params, b: ["a"] * len(b["tokens"]))  # fmt: skip
+    assert wrong(state["params"])["heldout_ser"] > 30.0
