@@ -297,9 +297,8 @@ def run_training(
     """
     from omrgemma.data.kern_examples import KernExamples
     from omrgemma.data.pipeline import ShardStream
-    from omrgemma.train import TrainConfig, make_mesh, train
-
     from omrgemma.jaxsetup import enable_compilation_cache
+    from omrgemma.train import TrainConfig, make_mesh, train
 
     run_dir = Path(run_dir)
     run = load_run(run_dir)
