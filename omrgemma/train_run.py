@@ -105,6 +105,8 @@ def prepare_run(
     if data.dataset not in DATASETS:
         raise UsageError(f"unknown dataset {data.dataset!r}", hint=f"one of {sorted(DATASETS)}")
     run_dir.mkdir(parents=True, exist_ok=True)
+    if vocab_size and init_from is None:
+        model = dataclasses.replace(model, vocab_size=vocab_size)  # one embedding row per piece
     # Examples are made at the model's input size.
     examples = dataclasses.replace(data.examples, image_size=model.image_size)
     data = dataclasses.replace(data, examples=examples)

@@ -21,7 +21,7 @@ from omrgemma.errors import UsageError
               help="Kern tokenizer pieces for a new run [the preset's vocabulary].")
 @click.option("--measures", default="1-2", show_default=True, help="Measures per system, LOW-HIGH.")
 @click.option("--init-from", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Start from this checkpoint (model dir, transformers dir or .npz).")
+              help="Fine-tune this model directory (ours or transformers) with its tokenizer.")
 @click.option("--batch-size", type=int, default=None, help="Examples per step [new runs: 16].")
 @click.option("--lr", "learning_rate", default=1e-3, show_default=True)
 @click.option("--warmup", default=100, show_default=True, help="Warm-up steps.")

@@ -1,0 +1,33 @@
+"""`omrgemma train` as a user meets it: help with examples, clear errors, exit codes."""
+
+from __future__ import annotations
+
+from omrgemma.cli import main
+
+
+def run(args, capsys):
+    try:
+        main(args)
+    except SystemExit as exit:
+        code = exit.code
+    else:
+        code = 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_help_has_examples(capsys):
+    code, out, _ = run(["train", "--help"], capsys)
+    assert code == 0 and "Examples:" in out and "--resume" in out and "--export" in out
+
+
+def test_resuming_an_unprepared_folder_is_a_usage_error(tmp_path, capsys):
+    code, _, err = run(["train", str(tmp_path / "nothing"), "--resume"], capsys)
+    assert code == 2
+    assert "not a prepared run folder" in err and "Traceback" not in err
+
+
+def test_exporting_a_run_without_checkpoint_fails_cleanly(tmp_path, capsys):
+    (tmp_path / "run.json").write_text('{"model": {}, "data": {}, "train": {}}')
+    code, _, err = run(["train", str(tmp_path), "--export", str(tmp_path / "out")], capsys)
+    assert code == 2 and "no checkpoint" in err
