@@ -24,6 +24,7 @@ import heapq
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
@@ -186,6 +187,7 @@ def validates(kern: str) -> bool:
     return not has_errors(validate(kern))
 
 
+@lru_cache(maxsize=512)
 def converts_to_musicxml(kern: str) -> bool:
     """converter21 reads it and MusicXML can be written, without any repair."""
     from omrgemma.kern.convert import score_to_musicxml, to_score

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 _MEASURE_NUMBER = re.compile(r"(?<=\=)\d+")
 
@@ -202,11 +203,17 @@ def score_notes(score) -> Counter[NoteKey]:
 
 def kern_notes(krn: str) -> Counter[NoteKey] | None:
     """The note multiset of kern text, or None when it cannot be converted."""
+    items = _kern_note_items(krn)
+    return None if items is None else Counter(dict(items))
+
+
+@lru_cache(maxsize=512)  # baselines and stuck models repeat one text thousands of times
+def _kern_note_items(krn: str) -> tuple[tuple[NoteKey, int], ...] | None:
     try:
         score = to_score(krn)
     except Exception:  # noqa: BLE001 - any converter failure means "no notes read"
         return None
-    return score_notes(score)
+    return tuple(score_notes(score).items())
 
 
 def to_score(krn: str):
