@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
@@ -346,17 +347,23 @@ def _load_mapped(
     dtype = jnp.dtype(config.param_dtype)
     flat = {}
     for name, spec in abstract.items():
-        if len(by_ours[name]) == 1 and not by_ours[name][0].index:
-            pl = by_ours[name][0]
-            array = pl.tf.to_ours(source.read(pl.theirs), spec.shape).astype(dtype, copy=False)
-        else:
-            array = np.empty(spec.shape, dtype)
-            for pl in by_ours[name]:
-                sub_shape = spec.shape[len(pl.index) :]
-                array[pl.index] = pl.tf.to_ours(source.read(pl.theirs), sub_shape)
-        flat[name] = jnp.asarray(array)
-        del array  # one stacked tensor at a time on the host
+        array = _aligned_empty(spec.shape, dtype)
+        for pl in by_ours[name]:
+            sub_shape = spec.shape[len(pl.index) :]
+            array[pl.index] = pl.tf.to_ours(source.read(pl.theirs), sub_shape)
+        # device_put of a 64-byte-aligned host array is zero-copy on CPU (the jax array takes
+        # over the buffer), so each tensor exists once; we drop our numpy view right away.
+        flat[name] = jax.device_put(array)
+        del array
     return unflatten_dict(flat)
+
+
+def _aligned_empty(shape: tuple[int, ...], dtype: np.dtype, align: int = 64) -> np.ndarray:
+    """An uninitialised host array whose data starts on an `align`-byte boundary."""
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buffer = np.empty(nbytes + align, np.uint8)
+    start = -buffer.ctypes.data % align
+    return buffer[start : start + nbytes].view(dtype).reshape(shape)
 
 
 @dataclass(frozen=True)
