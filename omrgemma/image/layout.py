@@ -18,8 +18,10 @@ Box = tuple[float, float, float, float]
 class Staff:
     """One five-line staff.
 
-    line_ys: the five line centres, top to bottom. spacing: mean distance between adjacent lines.
-    thickness: staff-line thickness. x0, x1: horizontal extent of the lines.
+    line_ys: the five line centres, top to bottom, where they cross the page's middle column
+    (x = W / 2). spacing: mean distance between adjacent lines. thickness: staff-line thickness.
+    x0, x1: horizontal extent of the lines. slope: dy/dx of the lines left after deskewing (a
+    page that is not flat), so line k runs along y = line_ys[k] + slope * (x - W / 2).
     """
 
     top: float
@@ -29,6 +31,7 @@ class Staff:
     thickness: float
     x0: float
     x1: float
+    slope: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -32,15 +32,19 @@ def draw_overlay(page: np.ndarray, layout: PageLayout) -> np.ndarray:
             2 * stroke,
         )
         for staff in system.staves:
+            middle = width / 2
             for y in staff.line_ys:
-                cv2.line(
-                    image, (round(staff.x0), round(y)), (round(staff.x1), round(y)), _LINE, stroke
-                )
-            cv2.rectangle(
-                image,
-                (round(staff.x0), round(staff.top)),
-                (round(staff.x1), round(staff.bottom)),
-                _STAFF,
-                stroke,
+                start = (round(staff.x0), round(y + staff.slope * (staff.x0 - middle)))
+                end = (round(staff.x1), round(y + staff.slope * (staff.x1 - middle)))
+                cv2.line(image, start, end, _LINE, stroke)
+            outline = [
+                (staff.x0, staff.top),
+                (staff.x1, staff.top),
+                (staff.x1, staff.bottom),
+                (staff.x0, staff.bottom),
+            ]
+            corners = np.array(
+                [(round(x), round(y + staff.slope * (x - middle))) for x, y in outline], np.int32
             )
+            cv2.polylines(image, [corners], True, _STAFF, stroke)
     return image

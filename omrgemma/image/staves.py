@@ -24,6 +24,9 @@ _MIN_RELATIVE_SCORE = 0.25
 _MIN_LENGTH_SPACES = 6.0
 # Staves smaller than this share of the page's median spacing are footnotes or ossias.
 _MIN_RELATIVE_SPACING = 0.8
+# Residual slants (degrees) searched per staff after the page is deskewed.
+_SLANTS = (-1.0, -0.6, -0.3, 0.0, 0.3, 0.6, 1.0)
+_N_STRIPS = 16
 
 
 def staff_metrics(ink: np.ndarray, *, n_columns: int = 300) -> tuple[float, float]:
@@ -47,28 +50,47 @@ def staff_metrics(ink: np.ndarray, *, n_columns: int = 300) -> tuple[float, floa
 
 
 def find_staves(ink: np.ndarray, *, spacing: float, thickness: float) -> list[Staff]:
-    """uint8[H, W] deskewed ink mask -> staves, top to bottom (pixel coordinates of `ink`)."""
+    """uint8[H, W] deskewed ink mask -> staves, top to bottom (pixel coordinates of `ink`).
+
+    Pages are rarely flat: a staff near the bottom of a scan may still slant by a degree after
+    the page is deskewed. Each staff is therefore searched under a few residual slants
+    (`_SLANTS`), with row profiles sheared strip by strip as in `deskew`.
+    """
     height, width = ink.shape
     run = max(5, round(3 * spacing))
     lines = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((1, run), np.uint8))
-    profile = lines.sum(axis=1, dtype=np.float32)
+    strip = max(1, width // _N_STRIPS)
+    n_strips = width // strip
+    strip_profiles = (
+        lines[:, : n_strips * strip]
+        .reshape(height, n_strips, strip)
+        .sum(axis=2, dtype=np.float32)
+        .T
+    )
+    x_strips = (np.arange(n_strips) + 0.5) * strip - width / 2
     # Sum over a few rows so thick or slightly slanted lines peak as high as thin straight ones.
     window = max(1, round(thickness)) + 2
-    smooth = np.convolve(profile, np.ones(window, np.float32), mode="same") / window
-
     spacings = np.arange(max(3.0, 0.6 * spacing), 1.4 * spacing + 1e-9, 0.25)
+
     best_score = np.zeros(height, np.float32)
     best_spacing = np.zeros(height, np.float32)
-    for candidate in spacings:
-        offsets = np.round(np.arange(5) * candidate).astype(int)
-        span = offsets[-1]
-        if span >= height:
-            continue
-        teeth = np.stack([smooth[o : height - span + o] for o in offsets])
-        score = teeth.min(axis=0)
-        better = score > best_score[: height - span]
-        best_score[: height - span][better] = score[better]
-        best_spacing[: height - span][better] = candidate
+    best_slant = np.zeros(height, np.int32)
+    slopes = [float(np.tan(np.radians(degrees))) for degrees in _SLANTS]
+    profiles = []
+    for slant, slope in enumerate(slopes):
+        profile = _sheared_profile(strip_profiles, x_strips, slope)
+        smooth = np.convolve(profile, np.ones(window, np.float32), mode="same") / window
+        profiles.append(smooth)
+        for candidate in spacings:
+            offsets = np.round(np.arange(5) * candidate).astype(int)
+            span = offsets[-1]
+            if span >= height:
+                continue
+            score = np.stack([smooth[o : height - span + o] for o in offsets]).min(axis=0)
+            better = score > best_score[: height - span]
+            best_score[: height - span][better] = score[better]
+            best_spacing[: height - span][better] = candidate
+            best_slant[: height - span][better] = slant
 
     floor = max(
         _MIN_RELATIVE_SCORE * float(best_score.max(initial=0)), _MIN_LENGTH_SPACES * spacing
@@ -83,7 +105,8 @@ def find_staves(ink: np.ndarray, *, spacing: float, thickness: float) -> list[St
         if taken[max(low, 0) : high].any():
             continue
         taken[max(low, 0) : high] = True
-        staves.append(_measure_staff(lines, smooth, top, step))
+        slant = int(best_slant[top])
+        staves.append(_measure_staff(lines, profiles[slant], top, step, slopes[slant]))
     if staves:
         # Footnote examples and ossias are engraved smaller; they are not part of the text.
         main = float(np.median([staff.spacing for staff in staves]))
@@ -91,9 +114,23 @@ def find_staves(ink: np.ndarray, *, spacing: float, thickness: float) -> list[St
     return sorted(staves, key=lambda staff: staff.top)
 
 
-def _measure_staff(lines: np.ndarray, smooth: np.ndarray, top: int, step: float) -> Staff:
+def _sheared_profile(strip_profiles: np.ndarray, x: np.ndarray, slope: float) -> np.ndarray:
+    """Row profile of lines y = y0 + slope * (x - W/2): strip s shifted by slope * x[s] rows."""
+    height = strip_profiles.shape[1]
+    total = np.zeros(height, np.float32)
+    for profile, shift in zip(strip_profiles, np.round(slope * x).astype(int), strict=True):
+        if shift >= 0:
+            total[: height - shift] += profile[shift:]
+        else:
+            total[-shift:] += profile[: height + shift]
+    return total
+
+
+def _measure_staff(
+    lines: np.ndarray, smooth: np.ndarray, top: int, step: float, slope: float
+) -> Staff:
     """Re-centre each of the five lines on its own peak; measure thickness and extent."""
-    height = smooth.shape[0]
+    height, width = lines.shape
     ys, thicknesses = [], []
     for k in range(5):
         guess = top + k * step
@@ -107,10 +144,15 @@ def _measure_staff(lines: np.ndarray, smooth: np.ndarray, top: int, step: float)
         thicknesses.append(len(rows))
     # A column belongs to the staff when at least three of its five lines pass through it.
     reach = max(1, round(step / 6))
-    counts = sum(
-        lines[max(0, round(y) - reach) : round(y) + reach + 1].any(axis=0).astype(np.int32)
-        for y in ys
-    )
+    columns = np.arange(width)
+    drift = slope * (columns - width / 2)
+    counts = np.zeros(width, np.int32)
+    for y in ys:
+        present = np.zeros(width, bool)
+        for offset in range(-reach, reach + 1):
+            rows = np.clip(np.round(y + drift).astype(int) + offset, 0, height - 1)
+            present |= lines[rows, columns] > 0
+        counts += present
     columns = np.flatnonzero(counts >= 3)
     x0, x1 = (float(columns[0]), float(columns[-1] + 1)) if columns.size else (0.0, 0.0)
     # The smoothing window widens every peak by about two rows.
@@ -123,4 +165,5 @@ def _measure_staff(lines: np.ndarray, smooth: np.ndarray, top: int, step: float)
         thickness=thickness,
         x0=x0,
         x1=x1,
+        slope=slope,
     )

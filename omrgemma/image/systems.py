@@ -47,26 +47,45 @@ def connected(
     """Whether a barline-like stroke runs from inside one staff, across the gap, into the next.
 
     The stroke must also cover the last space of the upper staff and the first of the lower:
-    barlines and the system's left line do, while pencil marks, slurs and a neighbouring
-    system's ledger-line notes, which may reach across a narrow gap, do not.
+    barlines and the system's left line do, while slurs and a neighbouring system's ledger-line
+    notes, which may reach across a narrow gap, do not. A lone stroke in mid-system (a pencil
+    line between systems) is not enough: it takes the left line or two strokes.
     ignore: bool[W] columns not to count (page borders, see `_border_columns`).
     """
+    height, width = ink.shape
     space = max(upper.spacing, lower.spacing)
     y0 = round(upper.line_ys[3])
     y1 = round(lower.line_ys[1])
     x0 = max(0, round(min(upper.x0, lower.x0) - space))
-    x1 = min(ink.shape[1], round(max(upper.x1, lower.x1) + 1))
+    x1 = min(width, round(max(upper.x1, lower.x1) + 1))
     if y1 <= y0 or x1 <= x0:
         return y1 <= y0
-    gap = ink[y0:y1, x0:x1]
+    # Follow the staves' residual slant: column c spans rows y0 + shift[c] .. y1 + shift[c].
+    slope = (upper.slope + lower.slope) / 2
+    shift = np.round(slope * (np.arange(x0, x1) - width / 2)).astype(int)
+    margin = int(np.abs(shift).max(initial=0))
+    low, high = max(0, y0 - margin), min(height, y1 + margin)
+    region = ink[low:high, x0:x1]
     # Tolerate a stroke a pixel off vertical and the small breaks of a 1-bit scan.
-    gap = cv2.dilate(gap, np.ones((1, 3), np.uint8))
+    region = cv2.dilate(region, np.ones((1, 3), np.uint8))
     hole = max(3, round(space / 4)) | 1
-    gap = cv2.morphologyEx(gap, cv2.MORPH_CLOSE, np.ones((hole, 1), np.uint8))
-    coverage = gap.mean(axis=0, dtype=np.float32)
+    region = cv2.morphologyEx(region, cv2.MORPH_CLOSE, np.ones((hole, 1), np.uint8))
+    filled = np.zeros((region.shape[0] + 1, region.shape[1]), np.int32)
+    np.cumsum(region, axis=0, out=filled[1:])
+    starts = np.clip(y0 + shift - low, 0, region.shape[0])
+    ends = np.clip(y1 + shift - low, 0, region.shape[0])
+    columns = np.arange(x1 - x0)
+    coverage = (filled[ends, columns] - filled[starts, columns]) / float(y1 - y0)
     if ignore is not None:
         coverage[ignore[x0:x1]] = 0
-    return bool(coverage.max(initial=0) >= _CONNECT_COVERAGE)
+    strokes = np.flatnonzero(coverage >= _CONNECT_COVERAGE)
+    if strokes.size == 0:
+        return False
+    # One stroke mid-system may be a pencil line; the system's own left line or a second
+    # barline makes it a real join.
+    n_strokes = 1 + int(np.count_nonzero(np.diff(strokes) > space))
+    at_start = strokes[0] + x0 <= max(upper.x0, lower.x0) + space
+    return n_strokes >= 2 or bool(at_start)
 
 
 def _border_columns(ink: np.ndarray, staves: list[Staff]) -> np.ndarray:
@@ -104,13 +123,14 @@ def _with_boxes(ink: np.ndarray, groups: list[list[Staff]], margin: float) -> li
     reach = margin * space
 
     tops, bottoms = [], []
-    first, last = groups[0][0].top, groups[-1][-1].bottom
+    first, last = _upper_edge(groups[0][0], width), _lower_edge(groups[-1][-1], width)
     tops.append(_emptiest(rows, first - reach, first - 2 * space, prefer=first - reach))
     for above, below in zip(groups, groups[1:], strict=False):
-        low, high = above[-1].bottom + space, below[0].top - space
+        bottom, top = _lower_edge(above[-1], width), _upper_edge(below[0], width)
+        low, high = bottom + space, top - space
         cut = _emptiest(rows, low, high, prefer=(low + high) / 2)
-        bottoms.append(min(cut, above[-1].bottom + reach))
-        tops.append(max(cut, below[0].top - reach))
+        bottoms.append(min(cut, bottom + reach))
+        tops.append(max(cut, top - reach))
     bottoms.append(_emptiest(rows, last + 2 * space, last + reach, prefer=last + reach))
 
     systems = []
@@ -118,6 +138,16 @@ def _with_boxes(ink: np.ndarray, groups: list[list[Staff]], margin: float) -> li
         box: Box = (left, max(0.0, top), right, min(float(height), bottom))
         systems.append(System(staves=tuple(group), box=box))
     return systems
+
+
+def _upper_edge(staff: Staff, width: int) -> float:
+    """Highest point of the top line over the staff's extent (it may slant)."""
+    return staff.top + min(staff.slope * (x - width / 2) for x in (staff.x0, staff.x1))
+
+
+def _lower_edge(staff: Staff, width: int) -> float:
+    """Lowest point of the bottom line over the staff's extent."""
+    return staff.bottom + max(staff.slope * (x - width / 2) for x in (staff.x0, staff.x1))
 
 
 def _emptiest(rows: np.ndarray, low: float, high: float, *, prefer: float) -> float:
