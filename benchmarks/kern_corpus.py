@@ -28,10 +28,16 @@ STAGES = ("parse", "valid", "musicxml")
 
 
 def count_music(score) -> tuple[int, list[int]]:
-    """(notes, measures per part) of a music21 score; a chord counts each of its notes."""
+    """(notes, measures per part) of a music21 score; a chord counts each of its notes.
+
+    Tie continuations are not counted: MusicXML export splits a note whose duration one note
+    head cannot show into tied notes, which is the same music.
+    """
     notes = 0
     for element in score.recurse().notes:
-        notes += len(element.pitches) if element.isChord else 1
+        for note in element.notes if element.isChord else [element]:
+            tie = note.tie if note.tie is not None else element.tie
+            notes += tie is None or tie.type == "start"
     measures = [len(part.getElementsByClass("Measure")) for part in score.parts]
     return notes, measures
 
