@@ -55,25 +55,23 @@ def remove_specks(mask: np.ndarray, *, max_area: int) -> np.ndarray:
     return keep[labels].astype(np.uint8)
 
 
-def clear_edge_borders(ink: np.ndarray, *, zone: float = 0.1, coverage: float = 0.5) -> np.ndarray:
+def clear_edge_borders(ink: np.ndarray, *, zone: float = 0.1, run: float = 0.3) -> np.ndarray:
     """Blank the dark bands a scanner leaves at the left and right page edges.
 
-    A column within `zone` (share of the width) of an edge that is ink over at least `coverage`
-    of the page height is border: staff lines run into it and it would join every system. The
-    band is cleared from the edge to its innermost such column, plus a few pixels of its ragged
-    inner edge. uint8[H, W] -> uint8[H, W] (a copy when anything is cleared).
+    A column within `zone` (share of the width) of an edge holding one unbroken stroke over at
+    least `run` of the page height is border: staff lines run into it and it would join every
+    system. (A system's left line is as dark, but it breaks between systems.) The band is
+    cleared from the edge to its innermost such column, then across its ragged, speckled inner
+    edge. uint8[H, W] -> uint8[H, W] (a copy when anything is cleared).
     """
     height, width = ink.shape
     limit = max(1, round(zone * width))
-    columns = ink.mean(axis=0, dtype=np.float32)
-    dark = columns >= coverage
-    pad = max(2, width // 200)
-    left = np.flatnonzero(dark[:limit])
-    right = np.flatnonzero(dark[width - limit :])
+    left = np.flatnonzero(_longest_runs(ink[:, :limit]) >= run * height)
+    right = np.flatnonzero(_longest_runs(ink[:, width - limit :]) >= run * height)
     if left.size == 0 and right.size == 0:
         return ink
-    # The band's inner edge is ragged (toner specks): follow it while columns stay speckled.
-    speckled = columns >= 0.15
+    speckled = ink.mean(axis=0, dtype=np.float32) >= 0.15
+    pad = max(2, width // 200)
     ink = ink.copy()
     if left.size:
         edge = left[-1]
@@ -86,3 +84,11 @@ def clear_edge_borders(ink: np.ndarray, *, zone: float = 0.1, coverage: float = 
             edge -= 1
         ink[:, max(0, edge - pad) :] = 0
     return ink
+
+
+def _longest_runs(ink: np.ndarray, *, bridge: int = 5) -> np.ndarray:
+    """int[W]: the longest vertical run of ink in each column, bridging breaks of `bridge` px."""
+    closed = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((bridge, 1), np.uint8)) > 0
+    rows = np.arange(closed.shape[0])[:, None]
+    last_gap = np.maximum.accumulate(np.where(closed, -1, rows), axis=0)
+    return (rows - last_gap).max(axis=0, initial=0)

@@ -56,7 +56,7 @@ def connected(
     space = max(upper.spacing, lower.spacing)
     y0 = round(upper.line_ys[3])
     y1 = round(lower.line_ys[1])
-    x0 = max(0, round(min(upper.x0, lower.x0) - space))
+    x0 = max(0, round(min(upper.x0, lower.x0) - 2 * space))
     x1 = min(width, round(max(upper.x1, lower.x1) + 1))
     if y1 <= y0 or x1 <= x0:
         return y1 <= y0
