@@ -149,3 +149,37 @@ def test_overlay_marks_staff_lines_and_boxes(rendered_page):
     assert tuple(row) == (0, 160, 255)
     x0, y0, _, _ = (round(v) for v in layout.systems[0].box)
     assert tuple(overlay[y0, x0 + 20]) == (230, 0, 0)
+
+
+def test_dark_page_edge_touching_the_staves(rendered_page):
+    """A scanner's black band at the left edge, with every staff line running into it, must
+    neither join all systems into one nor hide the staves."""
+    layout = analyze_page(rendered_page.image)
+    page = cv2.copyMakeBorder(rendered_page.image, 0, 0, 60, 0, cv2.BORDER_CONSTANT, value=255)
+    page[:, :30] = 0
+    for staff in layout.staves:
+        for y in staff.line_ys:
+            page[round(y), 30 : round(staff.x0) + 60] = 0
+    _assert_layout(analyze_page(page), rendered_page)
+
+
+def test_pencil_line_between_systems_does_not_join_them(rendered_page):
+    layout = analyze_page(rendered_page.image)
+    page = rendered_page.image.copy()
+    upper, lower = layout.systems[0].staves[-1], layout.systems[1].staves[0]
+    x = round((upper.x0 + upper.x1) / 2)
+    page[round(upper.top) : round(lower.bottom), x : x + 2] = 0
+    _assert_layout(analyze_page(page), rendered_page)
+
+
+def test_page_that_is_not_flat(rendered_page):
+    """Staff lines slant more and more down the page (up to 1 degree at the bottom), as when a
+    book's page bends on the scanner: one page angle cannot straighten them all."""
+    height, width = rendered_page.image.shape
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    slope = np.tan(np.radians(1.0)) * (ys / height) ** 2
+    source_ys = (ys + slope * (xs - width / 2)).astype(np.float32)
+    warped = cv2.remap(rendered_page.image, xs, source_ys, cv2.INTER_LINEAR, borderValue=255)
+    layout = analyze_page(warped)
+    _assert_layout(layout, rendered_page)
+    assert abs(layout.staves[-1].slope) > abs(layout.staves[0].slope)
