@@ -21,8 +21,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from omrgemma.errors import ImageError, UsageError
 
-MAX_PIXELS = 200_000_000
-"""Largest page accepted, in pixels (a 600-dpi A2 page is about 70 M)."""
+MAX_PIXELS = 150_000_000
+"""Largest page accepted, in pixels (a 600-dpi A3 page is about 70 M). Below Pillow's own
+decompression-bomb error (about 179 M), so this check, with its clear message, comes first."""
 
 MIN_SIDE = 100
 """Smallest page side, in pixels, that can hold a readable staff."""

@@ -193,3 +193,20 @@ def test_pdf_size_limit_uses_the_page_size(tmp_path, monkeypatch):
     assert len(list(read_pages(tmp_path / "a.pdf", dpi=300))) == 1  # 833 x 833 px
     with pytest.raises(ImageError, match="too large"):
         list(read_pages(tmp_path / "a.pdf", dpi=600))  # 1667 x 1667 px
+
+
+def test_huge_image_header_is_refused_without_decoding(tmp_path):
+    """A 20000 x 20000 PNG header (400 M pixels) with no pixel data: refused from the header."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 0, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+    (tmp_path / "bomb.png").write_bytes(png)
+    with pytest.raises(ImageError, match="too large") as caught:
+        list(read_pages(tmp_path / "bomb.png"))
+    assert caught.value.hint
