@@ -34,7 +34,7 @@ import numpy as np
 
 from omrgemma.errors import UsageError
 from omrgemma.nn import paligemma as pg
-from omrgemma.quantize import dequantize
+from omrgemma.quantize import for_forward
 
 PROMPT_BUCKETS = (8, 16, 32, 64)
 PyTree = Any
@@ -390,7 +390,7 @@ def _generate(
     Only shapes and the static arguments pick a compiled version; the ids and the token budget
     `max_new` (<= `budget`) are traced.
     """
-    params = dequantize(params)  # int8 weights stay int8 outside; XLA fuses the scaling
+    params = for_forward(params)  # int8 weights are dequantised layer by layer, in the model
     prefix_len = config.num_image_tokens + prompts.shape[1]
     logits, cache, slot_valid, next_position = _prefill(
         params, config, images, prompts, prompt_mask, prefix_len + budget, cache_dtype

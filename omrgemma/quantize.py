@@ -2,8 +2,10 @@
 
 Each big matrix becomes int8 values plus one float32 scale per output channel (symmetric:
 w ~= q * scale, q in [-127, 127], scale = max|w| / 127 over the contracted axes). Activations
-stay float32. `dequantize` is meant to be called inside the jitted forward, so the weights live
-in memory as int8 (a quarter of float32) and XLA fuses `q.astype(f32) * scale` into the math.
+stay float32. The weights live in memory as int8 (a quarter of float32) and are dequantised
+inside the jitted forward (`q.astype(f32) * scale`): `QTensor.astype` makes the model's own
+`w.astype(compute_dtype)` do it one layer at a time (see `for_forward`); `dequantize` turns a
+whole tree back to floats.
 
 Which axes are contracted (reduced over for the scale) is one declarative table keyed by the
 param path; negative axes make it work for layer-stacked ([L, ...]) and unstacked kernels alike.
@@ -57,9 +59,23 @@ class QTensor:
     def dequantize(self, dtype=jnp.float32) -> jax.Array:
         return self.values.astype(dtype) * self.scale.astype(dtype)
 
+    # The model reads every weight as `w.astype(compute_dtype)` inside its layer scan, so a
+    # QTensor passed in its place is dequantised one layer at a time, next to its matmul.
+    astype = dequantize
+
 
 def quantize_array(w: np.ndarray | jax.Array, axes: tuple[int, ...]) -> QTensor:
-    """Symmetric int8 quantisation of `w` with one scale per slice over `axes` (contracted)."""
+    """Symmetric int8 quantisation of `w` with one scale per slice over `axes` (contracted).
+
+    Works one leading-axis slice (one layer) at a time, so quantising a 3B model's bf16
+    weights needs float32 scratch for one layer, not for the whole stacked tensor.
+    """
+    axes = tuple(sorted(a % np.ndim(w) for a in axes))
+    if np.ndim(w) > 2 and 0 not in axes:
+        parts = [quantize_array(w[i], tuple(a - 1 for a in axes)) for i in range(w.shape[0])]
+        return QTensor(
+            values=jnp.stack([p.values for p in parts]), scale=jnp.stack([p.scale for p in parts])
+        )
     w = np.asarray(w, np.float32)
     peak = np.max(np.abs(w), axis=axes, keepdims=True)
     scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
@@ -97,6 +113,21 @@ def dequantize(params: PyTree, dtype=jnp.float32) -> PyTree:
         params,
         is_leaf=lambda x: isinstance(x, QTensor),
     )
+
+
+def for_forward(params: PyTree, dtype=jnp.float32) -> PyTree:
+    """Params ready for the model's forward inside jit, weights kept int8 where possible.
+
+    The model reads matrices through `.astype(compute dtype)`, which a `QTensor` answers by
+    dequantising, per layer inside the layer scan; so only the embedding table, which the
+    model also indexes (`jnp.take`), is dequantised up front. Peak memory stays near the int8
+    size instead of growing by a float32 copy of every weight.
+    """
+    embedder = params["llm"]["embedder"]
+    if not any(isinstance(x, QTensor) for x in embedder.values()):
+        return params
+    llm = {**params["llm"], "embedder": dequantize(embedder, dtype)}
+    return {**params, "llm": llm}
 
 
 def quantized_paths(params: PyTree) -> list[str]:

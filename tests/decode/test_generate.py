@@ -1,4 +1,4 @@
-"""The decode engine against uncached recomputation with `prefix_lm_logits` (TINY, random weights)."""
+"""The decode engine against uncached recomputation with `prefix_lm_logits` (TINY model)."""
 
 from __future__ import annotations
 

@@ -58,8 +58,9 @@ def test_int8_logits_stay_close_and_decoding_runs_on_int8(tiny):
     error = np.abs(np.asarray(approx - exact))
     spread = float(np.asarray(exact).std())  # about 1 for these random weights
     assert error.mean() < 0.02 * spread and error.max() < 0.1 * spread
-    # The engine dequantises inside its compiled loop: the same tokens as float weights that
-    # were dequantised beforehand.
+    # The engine dequantises inside its compiled loop (layer by layer, through QTensor.astype):
+    # the same tokens as float weights that were dequantised beforehand.
+    q = quantize(tiny.params, embedding=True)  # the table too: dequantised up front
     on_int8 = generate(q, tiny.config, tiny.images, PROMPTS, max_new_tokens=4, eos_id=NEVER)
     on_float = generate(
         dequantize(q), tiny.config, tiny.images, PROMPTS, max_new_tokens=4, eos_id=NEVER
