@@ -93,8 +93,14 @@ def prepare_run(
     data_dir: Path,
     vocab_size: int | None = None,
     init_from: str | None = None,
+    tokenizer: str = "checkpoint",
 ) -> None:
-    """Build the snippet pool, the tokenizer and the held-out slice; write run.json."""
+    """Build the snippet pool, the tokenizer and the held-out slice; write run.json.
+
+    Fine-tuning (`init_from`) keeps the checkpoint's tokenizer (`tokenizer="checkpoint"`; the
+    embedding grows if it has more pieces than rows) or trains our kern tokenizer
+    (`tokenizer="kern"`) and replaces the embedding rows.
+    """
     from omrgemma.data import split
     from omrgemma.data.kern_examples import build_snippet_pool
     from omrgemma.kerntok import KernTokenizerSpec, train_kern_tokenizer
@@ -105,7 +111,10 @@ def prepare_run(
     if data.dataset not in DATASETS:
         raise UsageError(f"unknown dataset {data.dataset!r}", hint=f"one of {sorted(DATASETS)}")
     run_dir.mkdir(parents=True, exist_ok=True)
-    if vocab_size and init_from is None:
+    own_tokenizer = init_from is None or tokenizer == "kern"
+    if init_from is not None and own_tokenizer and not vocab_size:
+        vocab_size = 512  # a kern vocabulary, not the checkpoint's 257k rows
+    if vocab_size and own_tokenizer:
         model = dataclasses.replace(model, vocab_size=vocab_size)  # one embedding row per piece
     # Examples are made at the model's input size.
     examples = dataclasses.replace(data.examples, image_size=model.image_size)
@@ -122,11 +131,16 @@ def prepare_run(
     rng = np.random.default_rng(data.seed)
     picks = rng.choice(len(held), size=min(data.heldout_examples, len(held)), replace=False)
     _write_jsonl(run_dir / "heldout.jsonl", [held[i] for i in sorted(picks)])
-    inherited = Path(init_from) / "tokenizer.model" if init_from else None
+    inherited = Path(init_from) / "tokenizer.model" if not own_tokenizer else None
+    vocab_mode = "keep"
     if inherited is not None and inherited.is_file():
         # Fine-tuning keeps the checkpoint's own tokenizer (kern or Gemma): its ids are its rows.
         (run_dir / "tokenizer.model").write_bytes(inherited.read_bytes())
-    elif init_from is not None:
+        from omrgemma.kerntok import load_processor
+
+        pieces = load_processor(inherited.read_bytes()).get_piece_size()
+        model = dataclasses.replace(model, vocab_size=max(model.vocab_size, pieces))
+    elif inherited is not None:
         raise UsageError(
             "the checkpoint to start from has no tokenizer.model", path=init_from,
             hint="put the tokenizer it was trained with beside it",
@@ -141,11 +155,13 @@ def prepare_run(
                 texts += build_snippet_pool(files, measures=(1, 4), cuts=1, seed=data.seed)
         spec = KernTokenizerSpec(vocab_size=vocab_size or model.vocab_size)
         (run_dir / "tokenizer.model").write_bytes(train_kern_tokenizer(texts, spec))
+        vocab_mode = "replace"
     run = {
         "model": model.to_dict(),
         "data": dataclasses.asdict(data),
         "train": dataclasses.asdict(train),
         "init_from": init_from,
+        "vocab": vocab_mode,
         "pool_size": len(pool),
         "train_movements": len(train_files),
     }
@@ -320,7 +336,7 @@ def run_training(
     fns = model_fns(config)
     init_params = None
     if run.get("init_from") and not resume:
-        init_params = _init_from_checkpoint(run["init_from"], config)
+        init_params = _init_from_checkpoint(run["init_from"], config, run.get("vocab", "keep"))
 
     def make_data(position: int):
         if position % spec.batch_size:
@@ -339,17 +355,44 @@ def run_training(
     )  # fmt: skip
 
 
-def _init_from_checkpoint(path: str, config: PaliGemmaConfig):
-    """Parameters of an official (or our own) checkpoint, for fine-tuning."""
+def _init_from_checkpoint(path: str, config: PaliGemmaConfig, vocab: str):
+    """Parameters of an official (or our own) checkpoint for fine-tuning, its vocabulary fitted
+    to the run's tokenizer (`vocab`: "keep" old rows, or "replace" them all)."""
+    import jax
+
     from omrgemma.checkpoint import load_any
 
     loaded = load_any(path, param_dtype=config.param_dtype)
-    if loaded.config.vocab_size != config.vocab_size:
-        raise UsageError(
-            f"the checkpoint has {loaded.config.vocab_size} tokens, the run {config.vocab_size}",
-            hint="fine-tune official checkpoints with their own tokenizer",
+    params = loaded.params
+    if loaded.config.vocab_size != config.vocab_size or vocab == "replace":
+        params = adapt_vocabulary(
+            params, config.vocab_size, jax.random.PRNGKey(0), keep_rows=vocab == "keep"
         )
-    return loaded.params
+    return params
+
+
+def adapt_vocabulary(params: dict, vocab_size: int, rng, *, keep_rows: bool) -> dict:
+    """The embedding table f32[V, D] resized to [vocab_size, D] (it is tied: also the output layer).
+
+    keep_rows: the tokenizer extends the checkpoint's (same ids for the old pieces), so old rows
+    stay and new rows are drawn around the mean embedding with its per-dimension spread (as
+    transformers does for added tokens). Otherwise the tokenizer is a different one (e.g. our kern
+    tokenizer on an official checkpoint): every row is drawn that way, because an old row means
+    nothing for the piece that now has its id.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    table = params["llm"]["embedder"]["input_embedding"]
+    old = table.shape[0]
+    if keep_rows and vocab_size < old:
+        raise UsageError(f"the tokenizer has {vocab_size} pieces, fewer than the checkpoint's {old}")
+    mean, std = table.mean(axis=0), table.std(axis=0)
+    fresh = mean + std * jax.random.normal(rng, (vocab_size, table.shape[1]), jnp.float32)
+    fresh = fresh.astype(table.dtype)
+    new = fresh.at[:old].set(table) if keep_rows else fresh
+    llm = dict(params["llm"], embedder=dict(params["llm"]["embedder"], input_embedding=new))
+    return dict(params, llm=llm)
 
 
 def export_model(run_dir: Path, out_dir: Path, *, card: str | None = None, force: bool = True) -> Path:

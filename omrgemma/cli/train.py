@@ -22,6 +22,10 @@ from omrgemma.errors import UsageError
 @click.option("--measures", default="1-2", show_default=True, help="Measures per system, LOW-HIGH.")
 @click.option("--init-from", type=click.Path(exists=True, path_type=Path), default=None,
               help="Fine-tune this model directory (ours or transformers) with its tokenizer.")
+@click.option("--tokenizer", type=click.Choice(["checkpoint", "kern"]), default="checkpoint",
+              show_default=True,
+              help="With --init-from: keep the checkpoint's tokenizer, or train a kern tokenizer "
+              "and replace the embedding rows.")
 @click.option("--batch-size", type=int, default=None, help="Examples per step [new runs: 16].")
 @click.option("--lr", "learning_rate", default=1e-3, show_default=True)
 @click.option("--warmup", default=100, show_default=True, help="Warm-up steps.")
@@ -41,7 +45,7 @@ from omrgemma.errors import UsageError
               help="README.md model card to put in the exported directory.")
 def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: int | None,
             measures: str,
-            init_from: Path | None, batch_size: int, learning_rate: float, warmup: int,
+            init_from: Path | None, tokenizer: str, batch_size: int, learning_rate: float, warmup: int,
             total_steps: int, freeze: str | None, minutes: float | None, steps: int | None,
             workers: int, checkpoint_every: float, eval_every: float, seed: int, fsdp: bool,
             export_dir: Path | None, card: Path | None) -> None:  # fmt: skip
@@ -88,6 +92,7 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
         train_run.prepare_run(
             run_dir, model=model, data=data, train=cfg, data_dir=data_dir(),
             init_from=str(init_from) if init_from else None, vocab_size=vocab_size,
+            tokenizer=tokenizer,
         )  # fmt: skip
     train_run.run_training(
         run_dir, resume=resume, minutes=minutes, steps=steps, workers=workers, console=console,

@@ -151,3 +151,22 @@ def test_freezing_the_encoder_of_the_real_model(pattern):
     assert not np.array_equal(
         before["llm"]["embedder"]["input_embedding"], state["params"]["llm"]["embedder"]["input_embedding"]
     )
+
+
+def test_vocabulary_grows_keeping_rows_or_is_replaced():
+    from omrgemma.nn import paligemma as pg
+    from omrgemma.train_run import adapt_vocabulary
+
+    params = pg.init_params(TINY, jax.random.PRNGKey(0))
+    table = np.asarray(params["llm"]["embedder"]["input_embedding"])
+    grown = adapt_vocabulary(params, 300, jax.random.PRNGKey(1), keep_rows=True)
+    new = np.asarray(grown["llm"]["embedder"]["input_embedding"])
+    assert new.shape == (300, TINY.text.width)
+    np.testing.assert_array_equal(new[:256], table)
+    # added rows sit around the old mean with the old spread
+    assert abs(new[256:].mean() - table.mean()) < 0.1
+    assert 0.5 < new[256:].std(axis=0).mean() / table.std(axis=0).mean() < 1.5
+    replaced = adapt_vocabulary(params, 64, jax.random.PRNGKey(1), keep_rows=False)
+    rows = np.asarray(replaced["llm"]["embedder"]["input_embedding"])
+    assert rows.shape == (64, TINY.text.width) and not np.allclose(rows, table[:64])
+    np.testing.assert_array_equal(replaced["img"]["embedding"]["kernel"], params["img"]["embedding"]["kernel"])
