@@ -74,7 +74,6 @@ def analyze_page(
             small, matrix, small.shape[::-1], flags=cv2.INTER_LINEAR, borderValue=255
         )
         ink = ink_mask(small, binarize, lenient=scale > 1.0)
-    ink = clear_edge_borders(ink)
     lap("deskew")
 
     thickness, spacing = staff_metrics(ink)
@@ -82,9 +81,15 @@ def analyze_page(
     # (the horizontal opening in `find_staves` removes the extra noise it lets in).
     line_ink = ink
     if binarize == "otsu" and scale <= 1.0:
-        line_ink = clear_edge_borders(ink_mask(small, binarize, lenient=True))
-    staves = find_staves(line_ink, spacing=spacing, thickness=thickness)
+        line_ink = ink_mask(small, binarize, lenient=True)
+    staves = find_staves(clear_edge_borders(line_ink), spacing=spacing, thickness=thickness)
     lap("staves")
+    if staves:
+        # Now that the staves are known, a system's own left line is not taken for a border.
+        margin = 2 * spacing
+        ink = clear_edge_borders(
+            ink, staff_rows=(staves[0].top - margin, staves[-1].bottom + margin)
+        )
     systems = group_systems(ink, staves)
     lap("systems")
 

@@ -55,19 +55,27 @@ def remove_specks(mask: np.ndarray, *, max_area: int) -> np.ndarray:
     return keep[labels].astype(np.uint8)
 
 
-def clear_edge_borders(ink: np.ndarray, *, zone: float = 0.1, run: float = 0.3) -> np.ndarray:
+def clear_edge_borders(
+    ink: np.ndarray,
+    *,
+    zone: float = 0.1,
+    run: float = 0.3,
+    staff_rows: tuple[float, float] | None = None,
+) -> np.ndarray:
     """Blank the dark bands a scanner leaves at the left and right page edges.
 
     A column within `zone` (share of the width) of an edge holding one unbroken stroke over at
     least `run` of the page height is border: staff lines run into it and it would join every
-    system. (A system's left line is as dark, but it breaks between systems.) The band is
-    cleared from the edge to its innermost such column, then across its ragged, speckled inner
-    edge. uint8[H, W] -> uint8[H, W] (a copy when anything is cleared).
+    system. A system's left line can be as long on a page with one or two systems, so when the
+    staves are known, `staff_rows` (first staff top, last staff bottom, with some margin) keeps
+    strokes that lie within them. The band is cleared from the edge to its innermost border
+    column, then across its ragged, speckled inner edge. uint8[H, W] -> uint8[H, W] (a copy when
+    anything is cleared).
     """
     height, width = ink.shape
     limit = max(1, round(zone * width))
-    left = np.flatnonzero(_longest_runs(ink[:, :limit]) >= run * height)
-    right = np.flatnonzero(_longest_runs(ink[:, width - limit :]) >= run * height)
+    left = np.flatnonzero(_is_border(ink[:, :limit], run * height, staff_rows))
+    right = np.flatnonzero(_is_border(ink[:, width - limit :], run * height, staff_rows))
     if left.size == 0 and right.size == 0:
         return ink
     speckled = ink.mean(axis=0, dtype=np.float32) >= 0.15
@@ -86,9 +94,19 @@ def clear_edge_borders(ink: np.ndarray, *, zone: float = 0.1, run: float = 0.3) 
     return ink
 
 
-def _longest_runs(ink: np.ndarray, *, bridge: int = 5) -> np.ndarray:
-    """int[W]: the longest vertical run of ink in each column, bridging breaks of `bridge` px."""
+def _is_border(
+    ink: np.ndarray, min_run: float, staff_rows: tuple[float, float] | None, *, bridge: int = 5
+) -> np.ndarray:
+    """bool[W]: columns whose longest vertical run (bridging `bridge`-px breaks) is at least
+    `min_run` long and, with `staff_rows`, reaches outside those rows."""
     closed = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, np.ones((bridge, 1), np.uint8)) > 0
     rows = np.arange(closed.shape[0])[:, None]
     last_gap = np.maximum.accumulate(np.where(closed, -1, rows), axis=0)
-    return (rows - last_gap).max(axis=0, initial=0)
+    lengths = rows - last_gap
+    longest = lengths.max(axis=0, initial=0)
+    border = longest >= min_run
+    if staff_rows is not None:
+        end = lengths.argmax(axis=0)
+        start = end - longest + 1
+        border &= (start < staff_rows[0]) | (end > staff_rows[1])
+    return border

@@ -27,6 +27,7 @@ _MIN_RELATIVE_SPACING = 0.8
 # Residual slants (degrees) searched per staff after the page is deskewed.
 _SLANTS = (-1.0, -0.6, -0.3, 0.0, 0.3, 0.6, 1.0)
 _N_STRIPS = 16
+_SLANT_HANDICAP = 0.93
 
 
 def staff_metrics(ink: np.ndarray, *, n_columns: int = 300) -> tuple[float, float]:
@@ -87,6 +88,9 @@ def find_staves(ink: np.ndarray, *, spacing: float, thickness: float) -> list[St
             if span >= height:
                 continue
             score = np.stack([smooth[o : height - span + o] for o in offsets]).min(axis=0)
+            if slope != 0.0:
+                # A slant must beat level lines clearly: wavy lines make neighbours tie.
+                score *= _SLANT_HANDICAP
             better = score > best_score[: height - span]
             best_score[: height - span][better] = score[better]
             best_spacing[: height - span][better] = candidate

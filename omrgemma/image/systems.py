@@ -1,7 +1,7 @@
 """Group staves into systems and choose each system's crop box.
 
 Two neighbouring staves belong to one system when a vertical stroke (a barline or the system's
-left line) runs all the way from inside one into the other. Between systems nothing does:
+left line) runs all the way from inside one into the other, or a brace spans both. Between systems nothing does:
 dynamics, slurs, lyrics and pencil marks leave white rows or columns.
 
 Crop boxes: neighbouring systems split the gap between them at its emptiest row (ties go to the
@@ -18,6 +18,8 @@ from omrgemma.image.layout import Box, Staff, System
 
 # Share of the rows between two staves a stroke must cover (after closing small breaks).
 _CONNECT_COVERAGE = 0.95
+# Share of a system's rows a brace must reach (it tapers to a point at both ends).
+_BRACE_ROWS = 0.97
 
 
 def group_systems(ink: np.ndarray, staves: list[Staff], *, margin: float = 6.0) -> list[System]:
@@ -31,10 +33,13 @@ def group_systems(ink: np.ndarray, staves: list[Staff], *, margin: float = 6.0) 
     # Staff lines that run into a dark page edge make a staff start at the edge; no barline
     # lies further left than the page's usual staff start.
     space = float(np.median([staff.spacing for staff in staves]))
-    borders[: max(0, round(float(np.median([staff.x0 for staff in staves])) - 2 * space))] = True
+    usual_start = float(np.median([staff.x0 for staff in staves]))
+    borders[: max(0, round(usual_start - 2 * space))] = True
     groups = [[staves[0]]]
     for upper, lower in zip(staves, staves[1:], strict=False):
-        if connected(ink, upper, lower, ignore=borders):
+        if connected(ink, upper, lower, ignore=borders, start=usual_start) or braced(
+            ink, upper, lower, ignore=borders, start=usual_start
+        ):
             groups[-1].append(lower)
         else:
             groups.append([lower])
@@ -42,7 +47,12 @@ def group_systems(ink: np.ndarray, staves: list[Staff], *, margin: float = 6.0) 
 
 
 def connected(
-    ink: np.ndarray, upper: Staff, lower: Staff, *, ignore: np.ndarray | None = None
+    ink: np.ndarray,
+    upper: Staff,
+    lower: Staff,
+    *,
+    ignore: np.ndarray | None = None,
+    start: float | None = None,
 ) -> bool:
     """Whether a barline-like stroke runs from inside one staff, across the gap, into the next.
 
@@ -51,12 +61,15 @@ def connected(
     notes, which may reach across a narrow gap, do not. A lone stroke in mid-system (a pencil
     line between systems) is not enough: it takes the left line or two strokes.
     ignore: bool[W] columns not to count (page borders, see `_border_columns`).
+    start: where the page's staves usually begin; the system's left line is looked for from
+    there too, as lines broken by a partial crop or a clef change may start further right.
     """
     height, width = ink.shape
     space = max(upper.spacing, lower.spacing)
     y0 = round(upper.line_ys[3])
     y1 = round(lower.line_ys[1])
-    x0 = max(0, round(min(upper.x0, lower.x0) - 2 * space))
+    left = min(upper.x0, lower.x0) if start is None else min(upper.x0, lower.x0, start)
+    x0 = max(0, round(left - 2 * space))
     x1 = min(width, round(max(upper.x1, lower.x1) + 1))
     if y1 <= y0 or x1 <= x0:
         return y1 <= y0
@@ -84,8 +97,36 @@ def connected(
     # One stroke mid-system may be a pencil line; the system's own left line or a second
     # barline makes it a real join.
     n_strokes = 1 + int(np.count_nonzero(np.diff(strokes) > space))
-    at_start = strokes[0] + x0 <= max(upper.x0, lower.x0) + space
+    at_start = strokes[0] + x0 <= min(upper.x0, lower.x0) + space
     return n_strokes >= 2 or bool(at_start)
+
+
+def braced(
+    ink: np.ndarray,
+    upper: Staff,
+    lower: Staff,
+    *,
+    ignore: np.ndarray | None = None,
+    start: float | None = None,
+) -> bool:
+    """Whether a brace or bracket joins two staves: some ink in every row between their middle
+    lines, in a narrow band left of where the staves begin.
+    (Cadenzas and unmeasured passages have a brace but no barlines.)"""
+    space = max(upper.spacing, lower.spacing)
+    left = min(upper.x0, lower.x0) if start is None else min(upper.x0, lower.x0, start)
+    x0, x1 = max(0, round(left - 3 * space)), max(0, round(left - space / 4))
+    # Where the (possibly slanting) outer lines cross the band.
+    drift = (upper.slope + lower.slope) / 2 * ((x0 + x1) / 2 - ink.shape[1] / 2)
+    # From the middle line of one staff to the middle line of the other: the brace's tapering
+    # tips may stop short of the outer lines, but never short of these.
+    y0, y1 = round(upper.line_ys[2] + drift), round(lower.line_ys[2] + drift) + 1
+    y0, y1 = max(0, y0), min(ink.shape[0], y1)
+    if x1 <= x0 or y1 <= y0:
+        return False
+    band = ink[y0:y1, x0:x1].copy()
+    if ignore is not None:
+        band[:, ignore[x0:x1]] = 0
+    return bool(band.any(axis=1).mean() >= _BRACE_ROWS)
 
 
 def _border_columns(ink: np.ndarray, staves: list[Staff]) -> np.ndarray:
