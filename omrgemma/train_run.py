@@ -335,7 +335,9 @@ def run_training(
         spec = dataclasses.replace(spec, shard_size=cfg.batch_size * (spec.shard_size // cfg.batch_size + 1))
     fns = model_fns(config)
     init_params = None
-    if run.get("init_from") and not resume:
+    from omrgemma import train_state
+
+    if run.get("init_from") and (not resume or train_state.latest_checkpoint(run_dir) is None):
         init_params = _init_from_checkpoint(run["init_from"], config, run.get("vocab", "keep"))
 
     def make_data(position: int):

@@ -7,12 +7,16 @@
 #
 # Environment (all optional):
 #   MINUTES   training minutes (default 8; rendering warm-up and compiles come on top)
-#   RUN       a run folder to resume (runs/NAME with checkpoints/); when absent or without a
-#             checkpoint, a new run is prepared that starts from $INIT (fine-tuning the export)
+#   RUN       a run folder to resume (runs/NAME). Prepare one on any machine with the corpora,
+#               omrgemma train runs/gpu --init-from models/omrgemma-small --prepare-only
+#             (a few MB: run.json, tokenizer, snippet pool) and carry it; without checkpoints it
+#             starts from its init_from model. When absent, a new run is prepared here from
+#             $INIT, which needs the corpora ($OMRGEMMA_DATA)
 #   INIT      model directory to start a new run from (default models/omrgemma-small)
 #   WORKERS   rendering processes (default: cores - 2; rendering is the GPU's bottleneck)
 #   BATCH     examples per step (default 128)
-#   WHEELS    a folder of wheels for an offline `pip install --no-index` of jax[cuda12]
+#   WHEELS    a folder of wheels for an offline `pip install --no-index` (the project's
+#             dependencies and jax[cuda12]); without it pip needs network access
 #   OUT       where results go (default ./out): $OUT/run (checkpoint, logs, tokenizer; no shard
 #             cache) and $OUT/omrgemma-small (exported model directory, bfloat16)
 #
@@ -39,14 +43,19 @@ OUT="${OUT:-./out}"
 RUN="${RUN:-runs/gpu}"
 PY=.venv/bin/python
 mkdir -p "$OUT"
+PIP_SOURCE=()
+[[ -n "${WHEELS:-}" ]] && PIP_SOURCE=(--no-index --find-links "$WHEELS")
 
-echo "== 1. jax[cuda12]" >&2
+echo "== 1. environment and jax[cuda12]" >&2
+if [[ ! -x "$PY" ]]; then
+  # A fresh machine: the venv is not part of the repository. System packages are reused.
+  python3 -m venv --system-site-packages .venv
+  "$PY" -m pip install "${PIP_SOURCE[@]}" -e .
+fi
 if ! "$PY" -c "import jax, sys; sys.exit(0 if jax.default_backend() == 'gpu' else 1)" 2>/dev/null; then
-  if [[ -n "${WHEELS:-}" ]]; then
-    "$PY" -m pip install --no-index --find-links "$WHEELS" "jax[cuda12]"
-  else
-    "$PY" -m pip install -U "jax[cuda12]"
-  fi
+  # the CUDA wheels must match the installed jax version exactly
+  JAX_VERSION="$("$PY" -c 'import jax; print(jax.__version__)')"
+  "$PY" -m pip install "${PIP_SOURCE[@]}" "jax[cuda12]==$JAX_VERSION"
 fi
 "$PY" - <<'EOF'
 import jax, sys
@@ -58,13 +67,12 @@ export XLA_PYTHON_CLIENT_MEM_FRACTION="${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.85}"
 export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-$RUN/.jax-cache}"
 
 echo "== 2. run folder $RUN" >&2
-if [[ -f "$RUN/checkpoints/latest" ]]; then
+if [[ -f "$RUN/run.json" ]]; then
+  # Resumes the latest checkpoint; a run prepared elsewhere without one starts from its
+  # init_from model. Needs no corpora: the run folder holds its snippet pool.
   ARGS=(--resume)
-elif [[ -f "$RUN/run.json" ]]; then
-  echo "$RUN is prepared but has no checkpoint: starting it over" >&2
-  rm -rf "$RUN"
-  ARGS=(--init-from "$INIT")
 else
+  # Preparing reads the kern corpora ($OMRGEMMA_DATA, default ../shared/data).
   ARGS=(--init-from "$INIT")
 fi
 

@@ -39,6 +39,8 @@ from omrgemma.errors import UsageError
 @click.option("--eval-every", default=900.0, show_default=True, help="Seconds.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--fsdp", is_flag=True, help="Shard parameters and optimizer state too.")
+@click.option("--prepare-only", is_flag=True,
+              help="Prepare a new run folder (pool, tokenizer, held-out slice) and stop.")
 @click.option("--export", "export_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Only export the latest checkpoint to this model directory.")
 @click.option("--card", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -48,6 +50,7 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
             init_from: Path | None, tokenizer: str, batch_size: int, learning_rate: float, warmup: int,
             total_steps: int, freeze: str | None, minutes: float | None, steps: int | None,
             workers: int, checkpoint_every: float, eval_every: float, seed: int, fsdp: bool,
+            prepare_only: bool,
             export_dir: Path | None, card: Path | None) -> None:  # fmt: skip
     """Train a model on engraved kern snippets; checkpoints and logs go to RUN_DIR.
 
@@ -94,6 +97,8 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
             init_from=str(init_from) if init_from else None, vocab_size=vocab_size,
             tokenizer=tokenizer,
         )  # fmt: skip
+        if prepare_only:
+            return
     train_run.run_training(
         run_dir, resume=resume, minutes=minutes, steps=steps, workers=workers, console=console,
         batch_size=batch_size if resume else None,
