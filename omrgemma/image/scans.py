@@ -4,21 +4,31 @@ breaks (`!!LO:LB`) and page breaks (`!!LO:PB`), so it tells how many systems the
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 SCAN_COLLECTIONS = ("beethoven-piano-sonatas", "joplin", "scarlatti-keyboard-sonatas")
 
 
 @dataclass(frozen=True, kw_only=True)
 class ScanMovement:
-    """A scanned movement and its kern. systems: the edition's system count, None if unmarked."""
+    """A scanned movement and its kern.
+
+    systems: the edition's system count, None if unmarked. fully_marked: the marks run to the
+    end of the kern (see `marks_cover_whole`). pdf_digest: SHA-256 of the PDF; a few PDFs hold
+    two movements and are byte-identical copies under both names.
+    """
 
     name: str
     collection: str
     pdf: Path
     kern: Path
     systems: int | None
+    fully_marked: bool
+    pdf_digest: str
 
 
 def count_marked_systems(kern_text: str) -> int | None:
@@ -29,6 +39,22 @@ def count_marked_systems(kern_text: str) -> int | None:
     """
     breaks = sum(1 for line in kern_text.splitlines() if line.startswith(("!!LO:LB", "!!LO:PB")))
     return breaks + 1 if breaks else None
+
+
+def marks_cover_whole(kern_text: str) -> bool:
+    """Whether the break marks run to the end of the piece, not just part of it.
+
+    Some encodings mark the edition's breaks for the first pages only; their count then says
+    nothing about the scan. A marked file's last system is no longer than a few of its others,
+    so the lines after the last mark must not exceed three times the longest stretch between
+    marks.
+    """
+    lines = kern_text.splitlines()
+    marks = [i for i, line in enumerate(lines) if line.startswith(("!!LO:LB", "!!LO:PB"))]
+    if not marks:
+        return False
+    stretches = np.diff([0, *marks])
+    return len(lines) - marks[-1] <= 3 * int(stretches.max())
 
 
 def scan_movements(data_dir: Path, collection: str) -> list[ScanMovement]:
@@ -46,6 +72,8 @@ def scan_movements(data_dir: Path, collection: str) -> list[ScanMovement]:
                 pdf=pdf,
                 kern=kern,
                 systems=count_marked_systems(text),
+                fully_marked=marks_cover_whole(text),
+                pdf_digest=hashlib.sha256(pdf.read_bytes()).hexdigest(),
             )
         )
     return movements
