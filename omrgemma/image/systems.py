@@ -18,6 +18,9 @@ from omrgemma.image.layout import Box, Staff, System
 
 # Share of the rows between two staves a stroke must cover (after closing small breaks).
 _CONNECT_COVERAGE = 0.95
+# A lone staff narrower than this share of the page's usual staff, on a page of multi-staff
+# systems, is a footnote example or an ossia.
+_MIN_LONE_WIDTH = 0.6
 # Share of a system's rows a brace must reach (it tapers to a point at both ends).
 _BRACE_ROWS = 0.97
 
@@ -43,7 +46,7 @@ def group_systems(ink: np.ndarray, staves: list[Staff], *, margin: float = 6.0) 
             groups[-1].append(lower)
         else:
             groups.append([lower])
-    return _with_boxes(ink, groups, margin)
+    return _with_boxes(ink, _without_examples(groups), margin)
 
 
 def connected(
@@ -99,6 +102,20 @@ def connected(
     n_strokes = 1 + int(np.count_nonzero(np.diff(strokes) > space))
     at_start = strokes[0] + x0 <= min(upper.x0, lower.x0) + space
     return n_strokes >= 2 or bool(at_start)
+
+
+def _without_examples(groups: list[list[Staff]]) -> list[list[Staff]]:
+    """Drop lone short staves from a page of multi-staff systems: music examples in footnotes
+    and ossias, which are not part of the piece's text (and not in its encoding)."""
+    if len(groups) < 2 or np.median([len(group) for group in groups]) < 2:
+        return groups
+    usual = float(np.median([staff.x1 - staff.x0 for group in groups for staff in group]))
+    kept = [
+        group
+        for group in groups
+        if len(group) > 1 or group[0].x1 - group[0].x0 >= _MIN_LONE_WIDTH * usual
+    ]
+    return kept or groups
 
 
 def braced(
