@@ -91,6 +91,7 @@ def analyze_page(
             ink, staff_rows=(staves[0].top - margin, staves[-1].bottom + margin)
         )
     systems = group_systems(ink, staves)
+    staves = [staff for system in systems for staff in system.staves]
     lap("systems")
 
     if not staves and require_staves:

@@ -53,6 +53,9 @@ class PageLayout:
     shape: (H, W) of the input page. angle: skew of the input in degrees, counter-clockwise
     positive; the deskewed frame is the input rotated by -angle about its centre.
     transform: float64[2, 3] affine map from input pixels to deskewed pixels (cv2.warpAffine form).
+    staves: every staff of `systems`, top to bottom. Music examples in footnotes and ossias
+    (staves engraved smaller, or lone short staves on a page of multi-staff systems) are left
+    out of both, as they are not part of the piece's text.
     spacing, thickness: the page's dominant staff spacing and line thickness, input pixels.
     timings: seconds per stage, for benchmarks.
     """

@@ -183,3 +183,23 @@ def test_page_that_is_not_flat(rendered_page):
     layout = analyze_page(warped)
     _assert_layout(layout, rendered_page)
     assert abs(layout.staves[-1].slope) > abs(layout.staves[0].slope)
+
+
+def test_footnote_examples_are_not_systems(rendered_page):
+    """A short lone staff under the music (a footnote's example, as in the Ricordi Scarlatti
+    edition) and a smaller one are not systems of the piece."""
+    layout = analyze_page(rendered_page.image)
+    staff = layout.staves[0]
+    pad = round(20 * staff.spacing)
+    page = cv2.copyMakeBorder(rendered_page.image, 0, pad, 0, 0, cv2.BORDER_CONSTANT, value=255)
+    top, bottom = round(staff.top - staff.spacing), round(staff.bottom + staff.spacing)
+    x0, width = round(staff.x0), round(0.4 * (staff.x1 - staff.x0))
+    example = rendered_page.image[top:bottom, x0 : x0 + width]
+    y = rendered_page.image.shape[0] + round(2 * staff.spacing)
+    page[y : y + example.shape[0], x0 : x0 + width] = example
+    small = cv2.resize(example, None, fx=0.6, fy=0.6, interpolation=cv2.INTER_AREA)
+    y += example.shape[0] + round(3 * staff.spacing)
+    page[y : y + small.shape[0], x0 + width : x0 + width + small.shape[1]] = small
+    with_examples = analyze_page(page)
+    _assert_layout(with_examples, rendered_page)
+    assert len(with_examples.staves) == rendered_page.systems * rendered_page.staves_per_system
