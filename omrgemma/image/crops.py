@@ -2,7 +2,8 @@
 
 Geometry is kept with every crop (`Crop.box`, `scale`, `offset`) so a preview can map model
 input pixels back to the page: page_xy = box[:2] + (input_xy - offset) / scale, in the deskewed
-page frame of `PageLayout.transform`.
+page frame of `PageLayout.transform` (for a system whose staves slant, `System` staves' `slope`,
+y is further sheared by slope * (x - W / 2)).
 
 Resizing: `cv2.INTER_AREA` when shrinking (an exact box-filter antialias, as Pillow's
 `resize(BILINEAR, reducing_gap=None)` that big_vision uses does with its support-scaled filter)
@@ -45,21 +46,34 @@ class Crop:
     n_tiles: int = 1
 
 
-def cut_region(gray: np.ndarray, layout: PageLayout, box: Box) -> np.ndarray:
-    """uint8[H, W] input page -> uint8[h, w] region `box` of its deskewed frame (white outside)."""
+def cut_region(gray: np.ndarray, layout: PageLayout, box: Box, *, slope: float = 0.0) -> np.ndarray:
+    """uint8[H, W] input page -> uint8[h, w] region `box` of its deskewed frame (white outside).
+
+    slope: straighten staff lines that still slant in the deskewed frame (a page that is not
+    flat, see `Staff.slope`) by shearing them level about the page's middle column, so they
+    lie at their `line_ys` all along the crop.
+    """
     x0, y0, x1, y1 = (round(v) for v in box)
     width, height = max(1, x1 - x0), max(1, y1 - y0)
-    if layout.angle == 0.0:
+    if layout.angle == 0.0 and slope == 0.0:
         region = np.full((height, width), 255, np.uint8)
         sx0, sy0 = max(0, x0), max(0, y0)
         sx1, sy1 = min(gray.shape[1], x1), min(gray.shape[0], y1)
         if sx1 > sx0 and sy1 > sy0:
             region[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = gray[sy0:sy1, sx0:sx1]
         return region
-    # Rotate only the pixels of this box: the page transform followed by a shift to the box.
-    matrix = layout.transform.copy()
+    # Warp only the pixels of this box: page transform, then the shear, then a shift to the box.
+    middle = layout.shape[1] / 2
+    shear = np.array([[1.0, 0.0, 0.0], [-slope, 1.0, slope * middle], [0.0, 0.0, 1.0]])
+    matrix = (shear @ np.vstack([layout.transform, [0.0, 0.0, 1.0]]))[:2]
     matrix[:, 2] -= (x0, y0)
     return cv2.warpAffine(gray, matrix, (width, height), flags=cv2.INTER_LINEAR, borderValue=255)
+
+
+def system_slope(layout: PageLayout, system_index: int) -> float:
+    """Mean residual slant of a system's staves (0 for a flat page)."""
+    staves = layout.systems[system_index].staves
+    return float(np.mean([staff.slope for staff in staves]))
 
 
 def fit_to(
@@ -95,7 +109,7 @@ def cut_systems(
     """Every system of a page as a model input, top to bottom."""
     crops = []
     for index, system in enumerate(layout.systems):
-        region = cut_region(gray, layout, system.box)
+        region = cut_region(gray, layout, system.box, slope=system_slope(layout, index))
         image, scale, offset = fit_to(region, target, fit=fit)
         crops.append(
             Crop(
@@ -128,7 +142,7 @@ def tile_system(
     """
     system = layout.systems[system_index]
     x0, y0, x1, y1 = system.box
-    region = cut_region(gray, layout, system.box)
+    region = cut_region(gray, layout, system.box, slope=system_slope(layout, system_index))
     out_h, out_w = target
     scale = out_h / region.shape[0]
     window = out_w / scale

@@ -13,6 +13,7 @@ from omrgemma.image.crops import (
     cut_systems,
     fit_to,
     stack,
+    system_slope,
     tile_system,
 )
 
@@ -105,3 +106,24 @@ def test_tiles_cut_at_barlines_and_overlap(rendered_page):
     for left, right in zip(tiles, tiles[1:], strict=False):
         assert right.box[0] < left.box[2]  # overlap
         assert min(abs(right.box[0] - x0 - b) for b in bars) < 1.0  # starts on a barline
+
+
+def test_crops_of_a_page_that_is_not_flat_have_level_lines(rendered_page):
+    """Lines slanting up to 1 degree at the bottom of the page are sheared level in the crop."""
+    height, width = rendered_page.image.shape
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    slope = np.tan(np.radians(1.0)) * (ys / height) ** 2
+    source_ys = (ys + slope * (xs - width / 2)).astype(np.float32)
+    warped = cv2.remap(rendered_page.image, xs, source_ys, cv2.INTER_LINEAR, borderValue=255)
+    layout = analyze_page(warped)
+    system = layout.systems[-1]
+    assert abs(system.staves[0].slope) > 0.003
+    region = cut_region(
+        warped, layout, system.box, slope=system_slope(layout, len(layout.systems) - 1)
+    )
+    staff = system.staves[0]
+    x0, x1 = round(staff.x0 - system.box[0]), round(staff.x1 - system.box[0])
+    for y in staff.line_ys:
+        row = round(y - system.box[1])
+        near = region[row - 2 : row + 3, x0:x1].min(axis=0)
+        assert (near < 170).mean() > 0.95
