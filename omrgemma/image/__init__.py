@@ -12,7 +12,15 @@ Photos: `rectify_page(gray)` first (page quadrilateral -> flat page), then
 """
 
 from omrgemma.image.analyze import analyze_page
-from omrgemma.image.crops import Crop, cut_region, cut_systems, fit_to, stack, tile_system
+from omrgemma.image.crops import (
+    Crop,
+    cut_region,
+    cut_systems,
+    fit_to,
+    stack,
+    system_slope,
+    tile_system,
+)
 from omrgemma.image.layout import PageLayout, Staff, System
 from omrgemma.image.overlay import draw_overlay
 from omrgemma.image.perspective import rectify_page
@@ -35,5 +43,6 @@ __all__ = [
     "read_pages",
     "rectify_page",
     "stack",
+    "system_slope",
     "tile_system",
 ]
