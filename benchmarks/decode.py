@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -281,17 +282,29 @@ def _version(package: str) -> str:
 # ---- real size: one process per variant, so ru_maxrss is that variant's peak ------------------
 
 
-def real_size_child(variant: str, new_tokens: int) -> None:
+def real_size_config(depth: int | None):
+    """The 3B preset at 224 px, optionally with only `depth` LLM and ViT layers (same widths)."""
+    from omrgemma.config import PALIGEMMA2_3B_224
+
+    if depth is None:
+        return PALIGEMMA2_3B_224
+    return replace(
+        PALIGEMMA2_3B_224,
+        text=replace(PALIGEMMA2_3B_224.text, depth=depth),
+        vision=replace(PALIGEMMA2_3B_224.vision, depth=depth),
+    )
+
+
+def real_size_child(variant: str, new_tokens: int, depth: int | None) -> None:
     """Runs in a subprocess: random bf16 3B weights, batch 1, prints one JSON line."""
     import jax
     import ml_dtypes
 
-    from omrgemma.config import PALIGEMMA2_3B_224
     from omrgemma.decode import generate
     from omrgemma.nn import paligemma as pg
     from omrgemma.quantize import nbytes, quantize
 
-    config = PALIGEMMA2_3B_224
+    config = real_size_config(depth)
     rng = np.random.default_rng(0)
 
     def random_leaf(leaf):  # one layer at a time: no float32 copy of a whole stacked tensor
@@ -327,8 +340,11 @@ def real_size_child(variant: str, new_tokens: int) -> None:
 
 
 def real_size(args) -> list[str]:
+    depth = "all" if args.real_depth is None else args.real_depth
     lines = [
         "## Real size: PaliGemma 2 3B at 224 px, random bf16 weights, batch 1, CPU",
+        "",
+        f"Layers: {depth} (LLM and ViT; widths, heads and vocabulary as the preset).",
         "",
         f"Prefill (256 image + {PROMPT_LEN} prompt tokens) + {args.real_tokens} new tokens, "
         "float32 activations; `bf16` keeps the bf16 weights and casts them inside the compiled "
@@ -340,14 +356,16 @@ def real_size(args) -> list[str]:
         "peak RSS GB |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for variant in ("bf16", "int8"):
+    for variant in args.variants.split(","):
         proc = subprocess.run(
             ["nice", "-n", "10", sys.executable, __file__, "--child", variant,
-             "--real-tokens", str(args.real_tokens)],
+             "--real-tokens", str(args.real_tokens)]
+            + ([] if args.real_depth is None else ["--real-depth", str(args.real_depth)]),
             capture_output=True, text=True, env=dict(os.environ, JAX_PLATFORMS="cpu"),
         )  # fmt: skip
         if proc.returncode:
-            lines.append(f"| {variant} | failed: {proc.stderr.strip().splitlines()[-1]} |")
+            last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+            lines.append(f"| {variant} | failed (exit {proc.returncode}): {last} |")
             continue
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         n = args.real_tokens
@@ -368,6 +386,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only-real-size", action="store_true", help="skip the small comparison")
     parser.add_argument("--real-tokens", type=int, default=32)
     parser.add_argument(
+        "--real-depth", type=int, default=None, help="fewer layers in the real-size row"
+    )
+    parser.add_argument("--variants", default="bf16,int8", help="real-size variants to run")
+    parser.add_argument(
         "--threads", type=int, default=1,
         help="CPU threads for torch and XLA alike (1: both run single-threaded)",
     )  # fmt: skip
@@ -375,11 +397,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads == 1:  # before JAX starts: XLA reads its flags once
         os.environ["XLA_FLAGS"] = (
-            os.environ.get("XLA_FLAGS", "")
-            + " --xla_cpu_multi_thread_eigen=false"
+            os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
         )
     if args.child:
-        real_size_child(args.child, args.real_tokens)
+        real_size_child(args.child, args.real_tokens, args.real_depth)
         return 0
     lines = [f"# Decoding benchmark ({time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} CPUs)", ""]
     if not args.only_real_size:
