@@ -232,14 +232,30 @@ class SentencePieceEncoder:
 
 
 def model_fns(config: PaliGemmaConfig):
-    """`ModelFns` over the real PaliGemma implementation."""
+    """`ModelFns` over the real PaliGemma implementation, with a from-scratch initialisation.
+
+    big_vision zero-initialises the projector `img/head`, which suits an encoder that is already
+    trained. From scratch it makes every image look the same at first: the decoder then learns
+    kern as a language and ignores the image (the plateau of docs/cpu-learning-curve.md, where
+    shuffling the images changed nothing). Here the head starts as a fan-in normal, so the image
+    tokens differ between images, at the scale of the text embeddings, from the first step.
+    """
+    import jax
+
     from omrgemma.nn import paligemma as pg
     from omrgemma.train import ModelFns
+
+    def init(rng):
+        params = pg.init_params(config, rng)
+        kernel = params["img"]["head"]["kernel"]
+        fresh = jax.random.normal(jax.random.fold_in(rng, 1), kernel.shape) / kernel.shape[0] ** 0.5
+        head = dict(params["img"]["head"], kernel=fresh.astype(kernel.dtype))
+        return dict(params, img=dict(params["img"], head=head))
 
     def logits(params, images, tokens, mask_ar, input_mask):
         return pg.prefix_lm_logits(params, config, images, tokens, mask_ar, input_mask.astype(bool))
 
-    return ModelFns(init=lambda rng: pg.init_params(config, rng), logits=logits)
+    return ModelFns(init=init, logits=logits)
 
 
 def stream_spec(run: dict, encoder: SentencePieceEncoder, batch_size: int):

@@ -170,3 +170,15 @@ def test_vocabulary_grows_keeping_rows_or_is_replaced():
     rows = np.asarray(replaced["llm"]["embedder"]["input_embedding"])
     assert rows.shape == (64, TINY.text.width) and not np.allclose(rows, table[:64])
     np.testing.assert_array_equal(replaced["img"]["embedding"]["kernel"], params["img"]["embedding"]["kernel"])
+
+
+def test_from_scratch_init_lets_images_differ():
+    """Guards the plateau fix: with big_vision's zero `img/head`, all image tokens are equal."""
+    from omrgemma.nn import paligemma as pg
+
+    params = FNS.init(jax.random.PRNGKey(0))
+    images = images_to_model(letter_batch()["images"])
+    tokens = np.asarray(pg.encode_image(params, TINY, images))
+    assert tokens.std(axis=0).mean() > 0.1  # different images -> different image tokens
+    zero_head = pg.encode_image(pg.init_params(TINY, jax.random.PRNGKey(0)), TINY, images)
+    assert float(np.abs(np.asarray(zero_head)).max()) == 0.0
