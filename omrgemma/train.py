@@ -302,7 +302,9 @@ class Evaluator:
             hyps = [h for b in self.batches for h in self.transcribe(params, b)]
             rates = error_rates(hyps[: len(self.references)], self.references)
             out.update(heldout_ser=rates.ser, heldout_cer=rates.cer, heldout_ler=rates.ler)
-            out["examples"] = [{"ref": r, "hyp": h} for r, h in zip(self.references[:3], hyps[:3], strict=False)]
+            out["examples"] = [
+                {"ref": r, "hyp": h} for r, h in zip(self.references[:3], hyps[:3], strict=False)
+            ]
         return out
 
 
@@ -367,7 +369,9 @@ def train(
     put_batch = batch_sharding(mesh)
 
     start_step = int(state["step"])
-    last_step = cfg.total_steps if max_steps is None else min(cfg.total_steps, start_step + max_steps)
+    last_step = (
+        cfg.total_steps if max_steps is None else min(cfg.total_steps, start_step + max_steps)
+    )
     deadline = time.monotonic() + 60 * max_minutes if max_minutes else math.inf
     stop = _StopFlag()
     old_handlers = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}

@@ -125,7 +125,10 @@ def prepare_run(
     pool = build_snippet_pool(train_files, measures=data.measures, cuts=data.cuts, seed=data.seed)
     _write_jsonl(run_dir / "pool.jsonl", pool)
     held = build_snippet_pool(
-        split.test_files(data_dir, collections), measures=data.measures, cuts=1, seed=data.seed + 1,
+        split.test_files(data_dir, collections),
+        measures=data.measures,
+        cuts=1,
+        seed=data.seed + 1,
         heldout=True,
     )
     rng = np.random.default_rng(data.seed)
@@ -176,7 +179,9 @@ def checkpoint_config(path: str | Path) -> PaliGemmaConfig:
     path = Path(path)
     layout = detect_layout(path)
     if layout == "big_vision":
-        raise UsageError(".npz checkpoints carry no config", path=path, hint="use a model directory")
+        raise UsageError(
+            ".npz checkpoints carry no config", path=path, hint="use a model directory"
+        )
     raw = json.loads((path / "config.json").read_text())
     config = PaliGemmaConfig.from_dict(raw) if layout == "omrgemma" else from_hf_config(raw)
     # Training runs in float32 whatever the checkpoint was stored in.
@@ -186,7 +191,9 @@ def checkpoint_config(path: str | Path) -> PaliGemmaConfig:
 def load_run(run_dir: Path) -> dict:
     path = Path(run_dir) / "run.json"
     if not path.is_file():
-        raise UsageError("not a prepared run folder", path=run_dir, hint="start it without --resume")
+        raise UsageError(
+            "not a prepared run folder", path=run_dir, hint="start it without --resume"
+        )
     return json.loads(path.read_text())
 
 
@@ -228,7 +235,9 @@ class SentencePieceEncoder:
 
     def special_ids(self) -> SpecialIds:
         sp = self.processor
-        return SpecialIds(pad=sp.pad_id(), bos=sp.bos_id(), eos=sp.eos_id(), sep=sp.piece_to_id("\n"))
+        return SpecialIds(
+            pad=sp.pad_id(), bos=sp.bos_id(), eos=sp.eos_id(), sep=sp.piece_to_id("\n")
+        )
 
 
 def model_fns(config: PaliGemmaConfig):
@@ -297,7 +306,9 @@ def heldout_evaluator(run_dir: Path, run: dict, config, fns, encoder, batch_size
         padded[r, : len(t)] = t
     table = {"images": np.stack(images), "tokens": padded, "lengths": lengths}
     rows = np.arange(len(ids))
-    batches = [collate(spec, table, rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)]
+    batches = [
+        collate(spec, table, rows[i : i + batch_size]) for i in range(0, len(rows), batch_size)
+    ]
     special = encoder.special_ids()
     max_new = int(lengths.max()) + 16
 
@@ -348,7 +359,9 @@ def run_training(
     maker = KernExamples(pool=pool, options=data_settings(run).examples)
     spec = stream_spec(run, encoder, cfg.batch_size)
     if spec.shard_size % cfg.batch_size:
-        spec = dataclasses.replace(spec, shard_size=cfg.batch_size * (spec.shard_size // cfg.batch_size + 1))
+        spec = dataclasses.replace(
+            spec, shard_size=cfg.batch_size * (spec.shard_size // cfg.batch_size + 1)
+        )
     fns = model_fns(config)
     init_params = None
     from omrgemma import train_state
@@ -404,7 +417,9 @@ def adapt_vocabulary(params: dict, vocab_size: int, rng, *, keep_rows: bool) -> 
     table = params["llm"]["embedder"]["input_embedding"]
     old = table.shape[0]
     if keep_rows and vocab_size < old:
-        raise UsageError(f"the tokenizer has {vocab_size} pieces, fewer than the checkpoint's {old}")
+        raise UsageError(
+            f"the tokenizer has {vocab_size} pieces, fewer than the checkpoint's {old}"
+        )
     mean, std = table.mean(axis=0), table.std(axis=0)
     fresh = mean + std * jax.random.normal(rng, (vocab_size, table.shape[1]), jnp.float32)
     fresh = fresh.astype(table.dtype)
@@ -413,7 +428,9 @@ def adapt_vocabulary(params: dict, vocab_size: int, rng, *, keep_rows: bool) -> 
     return dict(params, llm=llm)
 
 
-def export_model(run_dir: Path, out_dir: Path, *, card: str | None = None, force: bool = True) -> Path:
+def export_model(
+    run_dir: Path, out_dir: Path, *, card: str | None = None, force: bool = True
+) -> Path:
     """Write the latest checkpoint of `run_dir` as a model directory with bfloat16 weights."""
     import jax.numpy as jnp
     from safetensors.numpy import load_file

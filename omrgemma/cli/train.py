@@ -17,20 +17,33 @@ from omrgemma.errors import UsageError
 @click.option("--resume", is_flag=True, help="Continue the run from its latest checkpoint.")
 @click.option("--preset", default="small", show_default=True, help="Model preset for a new run.")
 @click.option("--dataset", default="single", show_default=True, help="single or piano.")
-@click.option("--vocab-size", type=int, default=None,
-              help="Kern tokenizer pieces for a new run [the preset's vocabulary].")
+@click.option(
+    "--vocab-size",
+    type=int,
+    default=None,
+    help="Kern tokenizer pieces for a new run [the preset's vocabulary].",
+)
 @click.option("--measures", default="1-2", show_default=True, help="Measures per system, LOW-HIGH.")
-@click.option("--init-from", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Fine-tune this model directory (ours or transformers) with its tokenizer.")
-@click.option("--tokenizer", type=click.Choice(["checkpoint", "kern"]), default="checkpoint",
-              show_default=True,
-              help="With --init-from: keep the checkpoint's tokenizer, or train a kern tokenizer "
-              "and replace the embedding rows.")
+@click.option(
+    "--init-from",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Fine-tune this model directory (ours or transformers) with its tokenizer.",
+)
+@click.option(
+    "--tokenizer",
+    type=click.Choice(["checkpoint", "kern"]),
+    default="checkpoint",
+    show_default=True,
+    help="With --init-from: keep the checkpoint's tokenizer, or train a kern tokenizer "
+    "and replace the embedding rows.",
+)
 @click.option("--batch-size", type=int, default=None, help="Examples per step [new runs: 16].")
 @click.option("--lr", "learning_rate", default=1e-3, show_default=True)
 @click.option("--warmup", default=100, show_default=True, help="Warm-up steps.")
-@click.option("--total-steps", default=100_000, show_default=True,
-              help="Length of the cosine schedule.")
+@click.option(
+    "--total-steps", default=100_000, show_default=True, help="Length of the cosine schedule."
+)
 @click.option("--freeze", default=None, help="Regex of parameter paths not to train, e.g. ^img/.")
 @click.option("--minutes", type=float, default=None, help="Stop after this many minutes.")
 @click.option("--steps", type=int, default=None, help="Stop after this many more steps.")
@@ -39,12 +52,24 @@ from omrgemma.errors import UsageError
 @click.option("--eval-every", default=900.0, show_default=True, help="Seconds.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--fsdp", is_flag=True, help="Shard parameters and optimizer state too.")
-@click.option("--prepare-only", is_flag=True,
-              help="Prepare a new run folder (pool, tokenizer, held-out slice) and stop.")
-@click.option("--export", "export_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=None, help="Only export the latest checkpoint to this model directory.")
-@click.option("--card", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="README.md model card to put in the exported directory.")
+@click.option(
+    "--prepare-only",
+    is_flag=True,
+    help="Prepare a new run folder (pool, tokenizer, held-out slice) and stop.",
+)
+@click.option(
+    "--export",
+    "export_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Only export the latest checkpoint to this model directory.",
+)
+@click.option(
+    "--card",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="README.md model card to put in the exported directory.",
+)
 def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: int | None,
             measures: str,
             init_from: Path | None, tokenizer: str, batch_size: int, learning_rate: float, warmup: int,
@@ -78,7 +103,9 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
         return
     if not resume:
         if preset not in train_run.PRESETS:
-            raise UsageError(f"unknown preset {preset!r}", hint=f"one of {sorted(train_run.PRESETS)}")
+            raise UsageError(
+                f"unknown preset {preset!r}", hint=f"one of {sorted(train_run.PRESETS)}"
+            )
         low, _, high = measures.partition("-")
         cfg = TrainConfig(
             batch_size=batch_size or 16, learning_rate=learning_rate, warmup_steps=warmup,

@@ -24,7 +24,9 @@ from omrgemma.kerntok import (
 )
 
 # The 4-bar F-major melody of docs/machine.md, measure numbers and all.
-MELODY = "**kern\n*clefG2\n*k[b-]\n*M3/4\n=1-\n4f\n8gL\n8aJ\n4b-\n=2\n4.cc\n8b-\n4a\n=3\n2.f\n==\n*-\n"
+MELODY = (
+    "**kern\n*clefG2\n*k[b-]\n*M3/4\n=1-\n4f\n8gL\n8aJ\n4b-\n=2\n4.cc\n8b-\n4a\n=3\n2.f\n==\n*-\n"
+)
 PIANO = "**kern\t**kern\n*clefF4\t*clefG2\n*M4/4\t*M4/4\n=12\t=12\n2GG 2G\t4d 4g 4b\n=13:|!\t=13:|!\n*-\t*-\n"
 
 

@@ -125,7 +125,9 @@ def test_evaluator_measures_the_image_gap_and_ser():
     from omrgemma.train import Evaluator
 
     batches = take_examples(SPEC, LetterMaker(), encode, 16)
-    refs = [decode(t[m == 1]) for b in batches for t, m in zip(b["tokens"], b["mask_loss"], strict=True)]
+    refs = [
+        decode(t[m == 1]) for b in batches for t, m in zip(b["tokens"], b["mask_loss"], strict=True)
+    ]
     state = _fresh_state(STANDIN, CFG, None)
     state, _ = run_steps(CFG, state, batches * 20)  # learns to read the bars a little
     perfect = Evaluator(model=STANDIN, batches=batches, references=refs,

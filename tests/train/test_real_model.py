@@ -72,7 +72,8 @@ def test_a_saved_model_dir_reproduces_the_logits(tmp_path):
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
     params = jax.tree.unflatten(
-        treedef, [x + 0.05 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)]
+        treedef,
+        [x + 0.05 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)],
     )
     save_model_dir(tmp_path / "m", params, TINY, tokenizer=b"not a real tokenizer")
     loaded = load_model_dir(tmp_path / "m")
@@ -131,7 +132,8 @@ def test_data_parallel_and_fsdp_equal_single_device(standin):
     import json
 
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["fsdp_sharded"] >= 3  # leaves really are split over the 8 devices really are split over the 8 devices
+    # the FSDP run's leaves really are split over the 8 devices
+    assert out["fsdp_sharded"] >= 3
     for name in ("dp", "fsdp"):
         for a, b in zip(out["single"], out[name], strict=True):
             np.testing.assert_allclose(b, a, rtol=2e-4, atol=2e-5)
@@ -147,9 +149,14 @@ def test_freezing_the_encoder_of_the_real_model(pattern):
     step = jax.jit(make_train_step(FNS, tx, cfg))
     for _ in range(2):  # the warm-up learning rate is 0 at step 0
         state, _ = step(state, letter_batch())
-    jax.tree.map(np.testing.assert_array_equal, before["img"], jax.tree.map(np.asarray, state["params"]["img"]))
+    jax.tree.map(
+        np.testing.assert_array_equal,
+        before["img"],
+        jax.tree.map(np.asarray, state["params"]["img"]),
+    )
     assert not np.array_equal(
-        before["llm"]["embedder"]["input_embedding"], state["params"]["llm"]["embedder"]["input_embedding"]
+        before["llm"]["embedder"]["input_embedding"],
+        state["params"]["llm"]["embedder"]["input_embedding"],
     )
 
 
@@ -169,7 +176,9 @@ def test_vocabulary_grows_keeping_rows_or_is_replaced():
     replaced = adapt_vocabulary(params, 64, jax.random.PRNGKey(1), keep_rows=False)
     rows = np.asarray(replaced["llm"]["embedder"]["input_embedding"])
     assert rows.shape == (64, TINY.text.width) and not np.allclose(rows, table[:64])
-    np.testing.assert_array_equal(replaced["img"]["embedding"]["kernel"], params["img"]["embedding"]["kernel"])
+    np.testing.assert_array_equal(
+        replaced["img"]["embedding"]["kernel"], params["img"]["embedding"]["kernel"]
+    )
 
 
 def test_from_scratch_init_lets_images_differ():
