@@ -193,7 +193,8 @@ def _prefill(params, config, images, prompts, prompt_mask, cache_len, cache_dtyp
     attn_mask = jnp.pad(attn_mask, ((0, 0), (0, 0), (0, cache_len - prefix_len)))
     cache = pg.init_cache(config, batch, cache_len, cache_dtype)
     logits, cache = pg.forward(
-        params, config, x, positions, attn_mask, cache=cache, cache_index=jnp.int32(0)
+        params, config, x, positions, attn_mask, cache=cache, cache_index=jnp.int32(0),
+        only_last=True,
     )
     slot_valid = jnp.pad(input_mask, ((0, 0), (0, cache_len - prefix_len)))
     return logits[:, -1], cache, slot_valid, positions[:, -1] + 1

@@ -60,22 +60,29 @@ def param_specs(config: PaliGemmaConfig) -> dict:
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class KVCache:
-    """Keys and values of every layer: k, v: [L, B, S, K, H] (S = cache length, in slots)."""
+    """Keys and values of every layer: k [L, B, K, S, H], v [L, B, K, H, S] (S = slots).
+
+    The layouts are the ones the two attention matmuls read (the contracted axis innermost: H
+    for q.k, S for probs.v), so a decode step reads a layer's cache as it is, with no transposed
+    copy of all S slots per token. Batch is axis 1 of both (beam search reorders it).
+    """
 
     k: jax.Array
     v: jax.Array
 
     @property
     def length(self) -> int:
-        return self.k.shape[2]
+        return self.k.shape[3]
 
 
 def init_cache(config: PaliGemmaConfig, batch: int, length: int, dtype=None) -> KVCache:
     """An all-zero cache of `length` slots; dtype defaults to the compute dtype."""
     t = config.text
-    shape = (t.depth, batch, length, t.num_kv_heads, t.head_dim)
+    L, K, H = t.depth, t.num_kv_heads, t.head_dim
     dtype = jnp.dtype(dtype or config.compute_dtype)
-    return KVCache(k=jnp.zeros(shape, dtype), v=jnp.zeros(shape, dtype))
+    return KVCache(
+        k=jnp.zeros((L, batch, K, length, H), dtype), v=jnp.zeros((L, batch, K, H, length), dtype)
+    )
 
 
 def _sliding_mask(
@@ -114,8 +121,14 @@ def _attention(
     mask: jax.Array,
     kv: tuple[jax.Array, jax.Array] | None,
     cache_index: jax.Array | None,
+    layer: jax.Array | None = None,
 ) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
-    """x: [B, T, D]; mask: bool[B, T, S]; kv: this layer's cache ([B, S, K, H] each) or None."""
+    """x: [B, T, D]; mask: bool[B, T, S].
+
+    kv: None (attend over this call's own keys), or the cache of every layer (`KVCache.k` and
+    `.v`) with `layer` the index of this one: this call's keys and values are written into it at
+    slot `cache_index`, in place, and the queries attend over that layer's S slots.
+    """
     t = config.text
     cd = x.dtype
     B, T, _ = x.shape
@@ -126,22 +139,25 @@ def _attention(
     v = jnp.einsum("BSD,KDH->BSKH", x, kv_w[1])
     q = apply_rope(q, positions, t.rope_base) * jnp.asarray(t.query_pre_attn_scalar**-0.5, cd)
     k = apply_rope(k, positions, t.rope_base)
+    k, v = jnp.einsum("BTKH->BKTH", k), jnp.einsum("BTKH->BKHT", v)  # the cache's layouts
     if kv is not None:
-        cache_k, cache_v = kv
-        cache_k = jax.lax.dynamic_update_slice(
-            cache_k, k.astype(cache_k.dtype), (0, cache_index, 0, 0)
+        # Only the T new rows are written: the cache is a loop carry, so XLA updates it in
+        # place instead of copying all L x S slots every call.
+        zero = jnp.zeros((), jnp.int32)
+        k_cache = jax.lax.dynamic_update_slice(
+            kv[0], k[None].astype(kv[0].dtype), (layer, zero, zero, cache_index, zero)
         )
-        cache_v = jax.lax.dynamic_update_slice(
-            cache_v, v.astype(cache_v.dtype), (0, cache_index, 0, 0)
+        v_cache = jax.lax.dynamic_update_slice(
+            kv[1], v[None].astype(kv[1].dtype), (layer, zero, zero, zero, cache_index)
         )
-        kv = (cache_k, cache_v)
-        k, v = cache_k.astype(cd), cache_v.astype(cd)
+        kv = (k_cache, v_cache)
+        k, v = (jax.lax.dynamic_index_in_dim(c, layer, 0, keepdims=False).astype(cd) for c in kv)
     q = q.reshape(B, T, K, G, t.head_dim)  # query head n = k * G + g reads kv head k
-    logits = jnp.einsum("BTKGH,BSKH->BKGTS", q, k, preferred_element_type=jnp.float32)
+    logits = jnp.einsum("BTKGH,BKSH->BKGTS", q, k, preferred_element_type=jnp.float32)
     logits = softcap(logits, config.attn_logits_softcap)
     logits = jnp.where(mask[:, None, None, :, :], logits, BIG_NEG)
     probs = jax.nn.softmax(logits, axis=-1).astype(cd)
-    out = jnp.einsum("BKGTS,BSKH->BTKGH", probs, v).reshape(B, T, t.num_heads, t.head_dim)
+    out = jnp.einsum("BKGTS,BKHS->BTKGH", probs, v).reshape(B, T, t.num_heads, t.head_dim)
     return jnp.einsum("BTNH,NHD->BTD", out, p["attn_vec_einsum"]["w"].astype(cd)), kv
 
 
@@ -162,8 +178,13 @@ def decode(
     attn_mask: jax.Array,
     cache: KVCache | None = None,
     cache_index: jax.Array | None = None,
+    *,
+    only_last: bool = False,
 ) -> tuple[jax.Array, KVCache | None]:
     """Run the decoder. x: [B, T, D] -> (f32 logits [B, T, V], updated cache or None).
+
+    only_last: logits of the last position only ([B, 1, V]), e.g. after a prefill, which then
+    skips the vocabulary projection of every other position.
 
     See `omrgemma.nn.paligemma.forward` for the meaning of the arguments.
     """
@@ -188,21 +209,25 @@ def decode(
         sliding_mask = _sliding_mask(attn_mask, positions, config.sliding_window, cache_index)
         is_sliding = jnp.arange(t.depth) % 2 == 0  # transformers: layer i slides iff i is even
 
-    def layer(x: jax.Array, xs: tuple) -> tuple[jax.Array, tuple | None]:
-        p, sliding, kv = xs
+    def layer(carry: tuple, xs: tuple) -> tuple[tuple, None]:
+        x, kv = carry
+        p, sliding, index = xs
         mask = jnp.where(sliding, sliding_mask, attn_mask)
         y = rms_norm(x, p["pre_attention_norm"]["scale"], t.norm_eps)
-        y, kv = _attention(y, p["attn"], config, positions, mask, kv, cache_index)
+        y, kv = _attention(y, p["attn"], config, positions, mask, kv, cache_index, index)
         x = x + rms_norm(y, p["post_attention_norm"]["scale"], t.norm_eps)
         y = _mlp(rms_norm(x, p["pre_ffw_norm"]["scale"], t.norm_eps), p["mlp"])
         x = x + rms_norm(y, p["post_ffw_norm"]["scale"], t.norm_eps)
-        return x, kv
+        return (x, kv), None
 
-    kv_in = None if cache is None else (cache.k, cache.v)
-    x, kv_out = jax.lax.scan(layer, x, (llm["layers"], is_sliding, kv_in))
+    kv = None if cache is None else (cache.k, cache.v)
+    layers = (llm["layers"], is_sliding, jnp.arange(t.depth, dtype=jnp.int32))
+    (x, kv), _ = jax.lax.scan(layer, (x, kv), layers)
+    if only_last:
+        x = x[:, -1:]
     x = rms_norm(x, llm["final_norm"]["scale"], t.norm_eps)
     table = llm["embedder"]["input_embedding"].astype(cd)
     logits = jnp.einsum("BTD,VD->BTV", x, table, preferred_element_type=jnp.float32)
     logits = softcap(logits, config.final_logits_softcap)
-    new_cache = None if cache is None else KVCache(k=kv_out[0], v=kv_out[1])
+    new_cache = None if cache is None else KVCache(k=kv[0], v=kv[1])
     return logits, new_cache

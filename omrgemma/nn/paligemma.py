@@ -111,6 +111,8 @@ def forward(
     attn_mask: jax.Array,
     cache: KVCache | None = None,
     cache_index: jax.Array | None = None,
+    *,
+    only_last: bool = False,
 ) -> tuple[jax.Array, KVCache | None]:
     """The decoder on embedded inputs. Returns (f32 logits [B, T, V], updated cache or None).
 
@@ -119,8 +121,11 @@ def forward(
     Without a cache S == T (teacher forcing). With a cache of S slots, this call's keys and
     values are written to slots [cache_index, cache_index + T) and every query attends over all
     S slots, restricted by attn_mask: prefill (T = prompt length) and one-token steps (T = 1).
+    only_last: return only the last position's logits, [B, 1, V] (a prefill needs no more).
     """
-    return gemma.decode(params["llm"], config, x, positions, attn_mask, cache, cache_index)
+    return gemma.decode(
+        params["llm"], config, x, positions, attn_mask, cache, cache_index, only_last=only_last
+    )
 
 
 def prefix_lm_logits(
