@@ -537,7 +537,7 @@ def model_card(run_dir: Path) -> str:
         f"- steps {meta['step']}, samples seen {meta['data_position']}, batch "
         f"{run['train']['batch_size']}, AdamW peak LR {run['train']['learning_rate']}, warm-up "
         f"{run['train']['warmup_steps']} steps, label smoothing {run['train']['label_smoothing']}",
-        f"- hardware: a shared 2-core AMD EPYC CPU (no GPU), about {rate:.2f} samples/s; "
+        f"- hardware: a shared 2-core x86 CPU (no GPU), about {rate:.2f} samples/s; "
         f"{meta.get('trained_s', 0) / 3600:.2f} h of training time",
         "",
         "## Measurements",
