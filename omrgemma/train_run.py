@@ -560,6 +560,12 @@ def model_card(run_dir: Path) -> str:
         )
     if not evals:
         lines.append("| (no evaluation yet) | | | | | |")
+    if steps:
+        picks = (
+            [steps[round(i * (len(steps) - 1) / 7)] for i in range(8)] if len(steps) > 8 else steps
+        )
+        curve = ", ".join(f"{r['step']}: {r['loss']:.2f}" for r in picks)
+        lines += ["", f"Training loss (label-smoothed, 10-step means) by step: {curve}."]
     lines += [
         "",
         "Anchors (GrandStaff test set, a different and harder task: two-staff piano systems): "
