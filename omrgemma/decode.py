@@ -33,10 +33,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from omrgemma.errors import UsageError
+from omrgemma.nn import gemma
 from omrgemma.nn import paligemma as pg
 from omrgemma.quantize import for_forward
 
 PROMPT_BUCKETS = (8, 16, 32, 64)
+# Float LLM layer weights up to this size are split per layer for the decode loop (a copy).
+SPLIT_LAYERS_MAX_BYTES = 1 << 30
 PyTree = Any
 
 
@@ -171,8 +174,8 @@ def _next_power_of_two(n: int) -> int:
 
 
 def _take_rows(cache: PyTree, rows: jax.Array) -> PyTree:
-    """Reorders the batch axis (axis 1 of every [L, B, S, K, H] leaf) by i32[B'] `rows`."""
-    return jax.tree.map(lambda a: jnp.take(a, rows, axis=1), cache)
+    """Reorders the batch axis (axis 0 of every cache leaf) by i32[B'] `rows`."""
+    return jax.tree.map(lambda a: jnp.take(a, rows, axis=0), cache)
 
 
 def _prefill(params, config, images, prompts, prompt_mask, cache_len, cache_dtype):
@@ -193,7 +196,13 @@ def _prefill(params, config, images, prompts, prompt_mask, cache_len, cache_dtyp
     attn_mask = jnp.pad(attn_mask, ((0, 0), (0, 0), (0, cache_len - prefix_len)))
     cache = pg.init_cache(config, batch, cache_len, cache_dtype)
     logits, cache = pg.forward(
-        params, config, x, positions, attn_mask, cache=cache, cache_index=jnp.int32(0),
+        params,
+        config,
+        x,
+        positions,
+        attn_mask,
+        cache=cache,
+        cache_index=jnp.int32(0),
         only_last=True,
     )
     slot_valid = jnp.pad(input_mask, ((0, 0), (0, cache_len - prefix_len)))
@@ -350,6 +359,23 @@ def _beam_loop(step, logits, done, max_new, *, beam, budget, eos_id, pad_id, log
     return carry["tokens"][pick, best], carry["logprobs"][pick, best]
 
 
+def _split_layers_if_worth_it(params: PyTree, config) -> PyTree:
+    """Per-layer LLM weights for the decode loop when they are small plain compute-dtype arrays.
+
+    Then each step reads them in place; from the stacked [L, ...] arrays every step would first
+    copy each layer's slice (about half of a batch-1 step of a small model). Weights stored in
+    another dtype (bf16, int8 `QTensor`) are converted per layer anyway, which reads the slice
+    in the same pass, and a copy of big weights would cost too much memory.
+    """
+    layers = params["llm"]["layers"]
+    leaves = jax.tree.leaves(layers)
+    compute = jnp.dtype(config.compute_dtype)
+    plain = all(isinstance(a, jax.Array) and a.dtype == compute for a in leaves)
+    if not plain or sum(a.nbytes for a in leaves) > SPLIT_LAYERS_MAX_BYTES:
+        return params
+    return {**params, "llm": {**params["llm"], "layers": gemma.split_layers(layers)}}
+
+
 class _Step:
     """The model side of the loops: `step(cache, tokens, i)` feeds the i-th generated tokens
     (position next_position + i, cache slot prefix_len + i); `initial` is the prefilled cache."""
@@ -392,6 +418,7 @@ def _generate(
     `max_new` (<= `budget`) are traced.
     """
     params = for_forward(params)  # int8 weights are dequantised layer by layer, in the model
+    params = _split_layers_if_worth_it(params, config)
     prefix_len = config.num_image_tokens + prompts.shape[1]
     logits, cache, slot_valid, next_position = _prefill(
         params, config, images, prompts, prompt_mask, prefix_len + budget, cache_dtype

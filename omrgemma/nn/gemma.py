@@ -60,29 +60,48 @@ def param_specs(config: PaliGemmaConfig) -> dict:
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
 class KVCache:
-    """Keys and values of every layer: k [L, B, K, S, H], v [L, B, K, H, S] (S = slots).
+    """Keys and values, one array per layer: k[i] [B, K, S, H], v[i] [B, K, H, S] (S = slots).
 
-    The layouts are the ones the two attention matmuls read (the contracted axis innermost: H
-    for q.k, S for probs.v), so a decode step reads a layer's cache as it is, with no transposed
-    copy of all S slots per token. Batch is axis 1 of both (beam search reorders it).
+    One buffer per layer (not one stacked [L, ...] array) lets a decode step hand each layer's
+    cache to its attention as it is: slicing a layer out of a stacked array copies it. The
+    layouts are the ones the two attention matmuls read (the contracted axis innermost: H for
+    q.k, S for probs.v), so nothing is transposed either. Batch is axis 0 of every leaf (beam
+    search reorders it).
     """
 
-    k: jax.Array
-    v: jax.Array
+    k: tuple[jax.Array, ...]
+    v: tuple[jax.Array, ...]
 
     @property
     def length(self) -> int:
-        return self.k.shape[3]
+        return self.k[0].shape[2]
 
 
 def init_cache(config: PaliGemmaConfig, batch: int, length: int, dtype=None) -> KVCache:
     """An all-zero cache of `length` slots; dtype defaults to the compute dtype."""
     t = config.text
-    L, K, H = t.depth, t.num_kv_heads, t.head_dim
+    K, H = t.num_kv_heads, t.head_dim
     dtype = jnp.dtype(dtype or config.compute_dtype)
     return KVCache(
-        k=jnp.zeros((L, batch, K, length, H), dtype), v=jnp.zeros((L, batch, K, H, length), dtype)
+        k=tuple(jnp.zeros((batch, K, length, H), dtype) for _ in range(t.depth)),
+        v=tuple(jnp.zeros((batch, K, H, length), dtype) for _ in range(t.depth)),
     )
+
+
+def split_layers(layers: Params) -> tuple[Params, ...]:
+    """The stacked `llm/layers` tree ([L, ...] leaves) as L per-layer trees, for `decode` with a
+    cache. Worth it (inside jit, before a decode loop) when the weights are already in the
+    compute dtype: a step then reads them in place instead of copying each layer's slice out of
+    the stack at every token. It costs a copy of the layer weights while it lives."""
+    depth = jax.tree.leaves(layers)[0].shape[0]
+    return tuple(layer_params(layers, i) for i in range(depth))
+
+
+def layer_params(layers: Params | tuple[Params, ...], i: int) -> Params:
+    """Layer i's weights from stacked (`[L, ...]` leaves) or `split_layers` weights."""
+    if isinstance(layers, tuple):
+        return layers[i]
+    return jax.tree.map(lambda a: a[i], layers)
 
 
 def _sliding_mask(
@@ -113,6 +132,11 @@ def _sliding_mask(
     return attn_mask & (near | mutual)
 
 
+def _repeat(x: jax.Array, leading: tuple[int, ...]) -> jax.Array:
+    """x repeated along new leading axes, as the batch axes of a batched matmul."""
+    return jnp.broadcast_to(x, leading + x.shape)
+
+
 def _attention(
     x: jax.Array,
     p: Params,
@@ -121,37 +145,38 @@ def _attention(
     mask: jax.Array,
     kv: tuple[jax.Array, jax.Array] | None,
     cache_index: jax.Array | None,
-    layer: jax.Array | None = None,
 ) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
     """x: [B, T, D]; mask: bool[B, T, S].
 
-    kv: None (attend over this call's own keys), or the cache of every layer (`KVCache.k` and
-    `.v`) with `layer` the index of this one: this call's keys and values are written into it at
-    slot `cache_index`, in place, and the queries attend over that layer's S slots.
+    kv: None (attend over this call's own keys), or this layer's cache (`KVCache.k[i]`,
+    `.v[i]`): this call's keys and values are written into it at slot `cache_index` and the
+    queries attend over all S slots.
     """
     t = config.text
     cd = x.dtype
     B, T, _ = x.shape
     K, G = t.num_kv_heads, t.num_heads // t.num_kv_heads
-    q = jnp.einsum("BTD,NDH->BTNH", x, p["q_einsum"]["w"].astype(cd))
+    # One matmul per head (x repeated over the head axis): each reads its [D, H] weight block
+    # as it lies in memory, where one [D, N*H] matmul would first copy the weight transposed.
+    q = jnp.einsum("NBTD,NDH->BTNH", _repeat(x, (t.num_heads,)), p["q_einsum"]["w"].astype(cd))
     kv_w = p["kv_einsum"]["w"].astype(cd)
-    k = jnp.einsum("BSD,KDH->BSKH", x, kv_w[0])
-    v = jnp.einsum("BSD,KDH->BSKH", x, kv_w[1])
+    k, v = jnp.einsum("CKBTD,CKDH->CBTKH", _repeat(x, (2, K)), kv_w)
     q = apply_rope(q, positions, t.rope_base) * jnp.asarray(t.query_pre_attn_scalar**-0.5, cd)
     k = apply_rope(k, positions, t.rope_base)
     k, v = jnp.einsum("BTKH->BKTH", k), jnp.einsum("BTKH->BKHT", v)  # the cache's layouts
     if kv is not None:
-        # Only the T new rows are written: the cache is a loop carry, so XLA updates it in
-        # place instead of copying all L x S slots every call.
+        # Only the T new rows are written; inside the decode loop the cache is a loop carry, so
+        # XLA updates it in place instead of copying all S slots every step.
         zero = jnp.zeros((), jnp.int32)
-        k_cache = jax.lax.dynamic_update_slice(
-            kv[0], k[None].astype(kv[0].dtype), (layer, zero, zero, cache_index, zero)
+        kv = (
+            jax.lax.dynamic_update_slice(
+                kv[0], k.astype(kv[0].dtype), (zero, zero, cache_index, zero)
+            ),
+            jax.lax.dynamic_update_slice(
+                kv[1], v.astype(kv[1].dtype), (zero, zero, zero, cache_index)
+            ),
         )
-        v_cache = jax.lax.dynamic_update_slice(
-            kv[1], v[None].astype(kv[1].dtype), (layer, zero, zero, zero, cache_index)
-        )
-        kv = (k_cache, v_cache)
-        k, v = (jax.lax.dynamic_index_in_dim(c, layer, 0, keepdims=False).astype(cd) for c in kv)
+        k, v = kv[0].astype(cd), kv[1].astype(cd)
     q = q.reshape(B, T, K, G, t.head_dim)  # query head n = k * G + g reads kv head k
     logits = jnp.einsum("BTKGH,BKSH->BKGTS", q, k, preferred_element_type=jnp.float32)
     logits = softcap(logits, config.attn_logits_softcap)
@@ -164,9 +189,9 @@ def _attention(
 def _mlp(x: jax.Array, p: Params) -> jax.Array:
     """GeGLU. x: [B, T, D]."""
     cd = x.dtype
-    w = p["gating_einsum"].astype(cd)
-    gate = jnp.einsum("BTD,DF->BTF", x, w[0])
-    up = jnp.einsum("BTD,DF->BTF", x, w[1])
+    # Both halves of the gating weight in one batched matmul: reading w[0] and w[1] apart
+    # would copy each out of the [2, D, F] array first.
+    gate, up = jnp.einsum("CBTD,CDF->CBTF", _repeat(x, (2,)), p["gating_einsum"].astype(cd))
     return jnp.einsum("BTF,FD->BTD", gelu(gate) * up, p["linear"].astype(cd))
 
 
@@ -202,32 +227,45 @@ def decode(
             raise ValueError(f"attn_mask must be [B, T, S={cache.length}], got {attn_mask.shape}")
         cache_index = jnp.asarray(cache_index, jnp.int32)
     attn_mask = attn_mask.astype(bool)
-    if config.sliding_window is None:
-        sliding_mask = attn_mask
-        is_sliding = jnp.zeros((t.depth,), bool)
-    else:
+    sliding_mask = attn_mask
+    if config.sliding_window is not None:
         sliding_mask = _sliding_mask(attn_mask, positions, config.sliding_window, cache_index)
-        is_sliding = jnp.arange(t.depth) % 2 == 0  # transformers: layer i slides iff i is even
 
-    def layer(carry: tuple, xs: tuple) -> tuple[tuple, None]:
-        x, kv = carry
-        p, sliding, index = xs
-        mask = jnp.where(sliding, sliding_mask, attn_mask)
+    def layer(x, p, mask, kv):
         y = rms_norm(x, p["pre_attention_norm"]["scale"], t.norm_eps)
-        y, kv = _attention(y, p["attn"], config, positions, mask, kv, cache_index, index)
+        y, kv = _attention(y, p["attn"], config, positions, mask, kv, cache_index)
         x = x + rms_norm(y, p["post_attention_norm"]["scale"], t.norm_eps)
         y = _mlp(rms_norm(x, p["pre_ffw_norm"]["scale"], t.norm_eps), p["mlp"])
         x = x + rms_norm(y, p["post_ffw_norm"]["scale"], t.norm_eps)
-        return (x, kv), None
+        return x, kv
 
-    kv = None if cache is None else (cache.k, cache.v)
-    layers = (llm["layers"], is_sliding, jnp.arange(t.depth, dtype=jnp.int32))
-    (x, kv), _ = jax.lax.scan(layer, (x, kv), layers)
+    # transformers: layer i slides iff i is even (when there is a window at all)
+    is_sliding = [i % 2 == 0 for i in range(t.depth)]
+    if cache is None:  # teacher forcing (training): one compiled layer, scanned
+        if isinstance(llm["layers"], tuple):
+            raise ValueError("split layers (`split_layers`) need a cache")
+        x, _ = jax.lax.scan(
+            lambda x, xs: layer(x, xs[0], jnp.where(xs[1], sliding_mask, attn_mask), None),
+            x,
+            (llm["layers"], jnp.asarray(is_sliding)),
+        )
+        new_cache = None
+    else:
+        # With a cache (prefill and decode steps) the layers are unrolled, so each one reads
+        # its own cache buffer as it is. Weights come from `split_layers` when the caller made
+        # them (a loop over tokens then slices nothing), else are sliced here (which copies).
+        ks, vs = [], []
+        for i, sliding in enumerate(is_sliding):
+            p = layer_params(llm["layers"], i)
+            mask = sliding_mask if sliding else attn_mask
+            x, (k, v) = layer(x, p, mask, (cache.k[i], cache.v[i]))
+            ks.append(k)
+            vs.append(v)
+        new_cache = KVCache(k=tuple(ks), v=tuple(vs))
     if only_last:
         x = x[:, -1:]
     x = rms_norm(x, llm["final_norm"]["scale"], t.norm_eps)
     table = llm["embedder"]["input_embedding"].astype(cd)
     logits = jnp.einsum("BTD,VD->BTV", x, table, preferred_element_type=jnp.float32)
     logits = softcap(logits, config.final_logits_softcap)
-    new_cache = None if cache is None else KVCache(k=kv[0], v=kv[1])
     return logits, new_cache
