@@ -20,10 +20,10 @@ record's fields belong to the spines *before* its manipulators take effect.
 
 Measures. A `Measure` runs from one barline (or the file start) to the next (or the end); those
 without data records are omitted. `durations` gives, per **kern spine alive at its end, when that
-spine's last note ends (quarter notes since the barline, `Fraction`), following Humdrum's
-timeline: each data line starts when the earliest note sounding on the line before it ends.
-Split voices inherit their parent's end, a merge keeps the latest; `*rscale` only changes how
-notes are displayed and is ignored. `meters` is the `*M` meter in force in each spine (a
+spine's last note ends (quarter notes since the barline, `Fraction`), timed as humlib does:
+a note starts when the one before it in its spine ends, and a line of null tokens moves no clock.
+Split voices inherit their parent's end; after a merge the next note may start when any of
+the merged voices ends; `*rscale` only changes how notes are displayed and is ignored. `meters` is the `*M` meter in force in each spine (a
 `Fraction` of quarters, None before any meter).
 
 The parser never raises on malformed kern: it records `Problem`s and carries on (a field-count
@@ -166,9 +166,16 @@ class _Spine:
     exclusive: str
     elapsed: Fraction | None = Fraction(0)  # when its last note ends, quarters since the barline
     meter: Fraction | None = None
+    # after `*v` merged voices that ended at different times: the latest end; the next note
+    # may start anywhere from `elapsed` to `latest`
+    latest: Fraction | None = None
 
     def copy(self, new_id: str) -> _Spine:
-        return _Spine(new_id, self.track, self.exclusive, self.elapsed, self.meter)
+        return _Spine(new_id, self.track, self.exclusive, self.elapsed, self.meter, self.latest)
+
+    def may_start(self, at: Fraction) -> bool:
+        assert self.elapsed is not None
+        return self.elapsed == at if self.latest is None else self.elapsed <= at <= self.latest
 
 
 def _meter(token: str) -> Fraction | None:
@@ -204,7 +211,9 @@ class Parser:
         self.number: int | None = None
         self.measure_start = 0
         self.measure_meters: dict[str, Fraction | None] | None = None
-        self.time = Fraction(0)  # onset of the next data line, in quarters since the barline
+        self.time = Fraction(0)  # onset of the last timed data line, quarters since the barline
+        # the last barline (its line, the measure it closed) until a note after it is timed
+        self.barline: tuple[int, Measure] | None = None
 
     @property
     def active_count(self) -> int:
@@ -222,6 +231,10 @@ class Parser:
 
     def finish(self) -> None:
         self.close_measure(closing=None)
+        if self.barline is not None:  # the last measure: nothing after it can cross its end
+            line, measure = self.barline
+            if len({d for d in measure.durations.values() if d is not None}) > 1:
+                self.problems.append(error(line, "spine-durations", _disagreement(measure)))
         if self.active:
             self.problems.append(
                 error(
@@ -303,23 +316,62 @@ class Parser:
             self.next_track += 1
 
     def data(self, fields: tuple[str, ...]) -> None:
+        """Time a data line the way humlib does: each spine's note starts when its last one ended.
+
+        A line has no time of its own: every non-null **kern token on it starts when the note
+        before it in its spine ends, and the tokens must agree (else `overlap`, then all start
+        at the latest, so one wrong duration is reported once). A line of null tokens only (a
+        `**dynam` entry, a layout comment's neighbour) starts nothing and so moves no clock;
+        humlib gives it the next line's time.
+        """
         if self.measure_meters is None:
             self.measure_meters = {s.id: s.meter for s in self.active if s.exclusive == "**kern"}
-        now = self.time
-        ends = []
-        for text, spine in zip(fields, self.active, strict=False):
-            if spine.exclusive != "**kern" or text == "." or spine.elapsed is None:
-                continue
-            if spine.elapsed > now:
-                message = f"spine {spine.id}: {text!r} starts before the note before it ends"
-                self.problems.append(error(self.line_count, "overlap", message))
+        starting = [
+            (text, spine)
+            for text, spine in zip(fields, self.active, strict=False)
+            if spine.exclusive == "**kern" and text != "." and spine.elapsed is not None
+        ]
+        if not starting:
+            return
+        spines = [spine for _, spine in starting]
+        if self.barline is not None:
+            self.start_measure(spines)
+        now = _onset(spines)
+        if not all(spine.may_start(now) for spine in spines) or now < self.time:
+            detail = ", ".join(f"spine {s.id} at {s.elapsed}" for s in spines)
+            if now < self.time:
+                detail += f"; the line before started at {self.time}"
+            message = f"notes on one line start at different times ({detail} quarters)"
+            self.problems.append(error(self.line_count, "overlap", message))
+        now = max(now, self.time)
+        for text, spine in starting:
             duration = parse_token(text).duration
             spine.elapsed = None if duration is None else now + duration
-            if spine.elapsed is not None:
-                ends.append(spine.elapsed)  # a grace note starting here: a zero-length line
-        # the next data line starts when the first note sounding on this one ends (the timeline)
-        ends += [s.elapsed for s in self.active if s.elapsed is not None and s.elapsed > now]
-        self.time = min(ends) if ends else now
+            spine.latest = None
+        self.time = now
+
+    def start_measure(self, starting: list[_Spine]) -> None:
+        """At the first note after a barline, learn when the barline was and restart the clocks.
+
+        The barline sits where the notes on this line start. A spine whose last note ended before
+        that left a gap (`spine-durations`, reported at the barline); one whose note is still
+        sounding and that has a null token here holds a note across the barline, which humlib
+        accepts (early music transcribed with notes over pseudo-barlines), so it carries the rest
+        of that note into the new measure.
+        """
+        assert self.barline is not None
+        line, measure = self.barline
+        self.barline = None
+        timed = [s for s in self.active if s.exclusive == "**kern" and s.elapsed is not None]
+        if not timed:
+            return
+        at = _onset(starting) if starting else min(s.elapsed for s in timed)  # type: ignore[type-var]
+        gaps = [s for s in timed if _latest(s) < at]  # type: ignore[operator]
+        if gaps or not all(spine.may_start(at) for spine in starting):
+            self.problems.append(error(line, "spine-durations", _disagreement(measure)))
+        for spine in timed:
+            spine.elapsed = max(spine.elapsed - at, Fraction(0))  # type: ignore[operator]
+            spine.latest = None if spine.latest is None or spine.latest <= at else spine.latest - at
 
     def close_measure(self, closing: str | None) -> None:
         stop = len(self.records) - (closing is not None)
@@ -336,8 +388,9 @@ class Parser:
                     meters=self.measure_meters,
                 )
             )
-        for spine in self.active:
-            spine.elapsed = Fraction(0)
+            if self.barline is not None:  # a measure of null tokens only: nothing was timed
+                self.start_measure([])
+            self.barline = (self.line_count, self.measures[-1])
         self.time = Fraction(0)
         self.measure_start = stop + 1
         self.measure_meters = None
@@ -383,7 +436,13 @@ class Parser:
                 else:
                     merged = spine.copy(_merged_id([s.id for s in group]))
                     known = [s.elapsed for s in group if s.elapsed is not None]
-                    merged.elapsed = max(known) if len(known) == len(group) else None
+                    # voices that end at different times: the merged voice goes on when the
+                    # first is free (Chopin op. 28/13) or the last (Erk 405), humlib takes both
+                    latest = [_latest(s) for s in group if s.elapsed is not None]
+                    merged.elapsed = min(known) if len(known) == len(group) else None
+                    merged.latest = max(latest) if merged.elapsed is not None else None
+                    if merged.latest == merged.elapsed:
+                        merged.latest = None
                     result.append(merged)
                 i = j
             elif token == "*x":
@@ -404,6 +463,34 @@ class Parser:
                 result.append(spine)
             i += 1
         return result
+
+
+def _latest(spine: _Spine) -> Fraction | None:
+    return spine.elapsed if spine.latest is None else spine.latest
+
+
+def _onset(spines: list[_Spine]) -> Fraction:
+    """When notes starting in these spines start: where the spines not just merged say."""
+    firm = [s.elapsed for s in spines if s.latest is None]
+    return max(firm or [s.elapsed for s in spines])  # type: ignore[type-var]
+
+
+def measure_label(measure: Measure) -> str:
+    """How to name a measure to a person: its number, else its position."""
+    if measure.number is not None:
+        return f"measure {measure.number}"
+    if measure.index == 0:
+        return "the measure before the first barline"
+    return f"measure #{measure.index + 1}"
+
+
+def _disagreement(measure: Measure) -> str:
+    detail = ", ".join(
+        f"spine {spine}: {duration} quarters"
+        for spine, duration in measure.durations.items()
+        if duration is not None
+    )
+    return f"{measure_label(measure)}: spines disagree ({detail})"
 
 
 def field_kind(field_text: str) -> Kind:

@@ -5,7 +5,8 @@ chord of space-separated subtokens (`8C 8E 8G`). Durations are `fractions.Fracti
 
     recip N       -> 4/N quarters (N=0: breve, 00: long, 000: maxima)
     recip N%M     -> 4*M/N quarters (`3%2` = 2/3 of a whole note = 8/3 quarters)
-    each dot      -> adds half of the previous value (`4..` = 7/4)
+    each dot      -> adds half of the previous value (`4..` = 7/4); as in humlib, a dot
+                     counts wherever it stands in the subtoken (`4A.` is a dotted quarter)
     q, Q (grace)  -> 0 whatever the recip says
 
 The duration of a chord is the duration of its first subtoken, 0 if that is a grace note; chord
@@ -22,6 +23,7 @@ from functools import lru_cache
 
 _RECIP = re.compile(r"(\d+)(?:%(\d+))?(\.*)")
 _PITCH = re.compile(r"([a-gA-G])\1*")
+_LETTERS = frozenset("abcdefgABCDEFG")
 # Every signifier the Humdrum **kern reference defines, plus the user-definable ones the corpora use
 # (`<`, `>`, `i`, `l`, `N`, `j`, `V`, `+`, `|`, `@`, `Z`, `!` …; declared in `!!!RDF**kern:` records).
 KNOWN_SIGNIFIERS = frozenset(
@@ -126,11 +128,18 @@ def recip_duration(recip: str) -> Fraction | None:
     return base * (2 - Fraction(1, 2 ** len(dots)))
 
 
+def _accidental(text: str) -> str:
+    """`#`/`##`, `-`/`--` or `n` from anywhere in a subtoken ("" for none)."""
+    return "#" * text.count("#") + "-" * text.count("-") or ("n" if "n" in text else "")
+
+
 @lru_cache(maxsize=65536)
 def parse_note(text: str) -> Note:
     """Parse one subtoken (no spaces)."""
     recips = list(_RECIP.finditer(text))
-    pitches = list(_PITCH.finditer(text))
+    # as in humlib, pitch letters and accidentals count wherever they stand (`8FzF` is FF,
+    # `4e]-` is e-); letters of two different notes are two pitches
+    letters = [c for c in text if c in _LETTERS]
     is_rest = "r" in text
     is_grace = "q" in text or "Q" in text
     problems = []
@@ -139,20 +148,19 @@ def parse_note(text: str) -> Note:
     if len(recips) > 1:
         problems.append("more than one duration")
     elif recips:
-        recip = recips[0].group(0)
+        # humlib (and converter21) count every `.` of the subtoken as a dot: `4A.` is dotted
+        recip = recips[0].group(0).rstrip(".") + "." * text.count(".")
         duration = recip_duration(recip)
     if is_grace:
         duration = Fraction(0)
     elif not recips:
         problems.append("no duration")
     pitch = ""
-    if len(pitches) > 1:
+    if len(set(letters)) > 1:
         problems.append("more than one pitch")
-    elif pitches:
-        start = pitches[0].end()
-        accidental = re.match(r"#+|-+|n", text[start:])
-        pitch = pitches[0].group(0) + (accidental.group(0) if accidental else "")
-    if not pitches and not is_rest and not ("yy" in text and recips):  # `4yy`: invisible space
+    elif letters:
+        pitch = "".join(letters) + _accidental(text)
+    if not letters and not is_rest and not ("yy" in text and recips):  # `4yy`: invisible space
         problems.append("no pitch and no rest")
     unknown = "".join(sorted({c for c in text if c not in KNOWN_SIGNIFIERS}))
     return Note(

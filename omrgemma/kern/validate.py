@@ -20,11 +20,12 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-from omrgemma.kern.parse import KernDocument, Kind, parse
+from omrgemma.kern.parse import KernDocument, Kind, measure_label, parse
 from omrgemma.kern.problems import Problem, error, warning
 from omrgemma.kern.tokens import KNOWN_SIGNIFIERS
 
 _RDF = re.compile(r"!!!RDF\*\*kern:\s*(\S+)\s*=")
+_RDF_MEANING = re.compile(r"!!!RDF\*\*kern:\s*(\S+?)\s*=(.*)")
 _BAR_NUMBER = re.compile(r"=+(\d+)")
 
 
@@ -89,27 +90,16 @@ def _token_problems(doc: KernDocument) -> list[Problem]:
 
 
 def _measure_problems(doc: KernDocument) -> list[Problem]:
+    """Measures longer or shorter than their meter (spines that disagree are the parser's)."""
     problems = []
     last = len(doc.measures) - 1
     for measure in doc.measures:
         line = doc.records[min(measure.stop, len(doc.records) - 1)].line  # its closing barline
         known = {spine: d for spine, d in measure.durations.items() if d is not None}
-        label = (
-            "the measure before the first barline"
-            if measure.number is None and measure.index == 0
-            else (
-                f"measure {measure.number}"
-                if measure.number is not None
-                else f"measure #{measure.index + 1}"
-            )
-        )
-        if len(set(known.values())) > 1:
-            detail = ", ".join(f"spine {s}: {_quarters(d)}" for s, d in known.items())
-            problems.append(error(line, "spine-durations", f"{label}: spines disagree ({detail})"))
-            continue
         if not known:
             continue
-        spine, duration = next(iter(known.items()))
+        # a note held over the barline (early music) makes its spine longer, never shorter
+        spine, duration = min(known.items(), key=lambda item: item[1])
         meter = measure.meters.get(spine)
         if meter is None or duration == meter:
             continue
@@ -119,7 +109,8 @@ def _measure_problems(doc: KernDocument) -> list[Problem]:
             warning(
                 line,
                 "measure-duration",
-                f"{label} lasts {_quarters(duration)} but the meter says {_quarters(meter)}",
+                f"{measure_label(measure)} lasts {_quarters(duration)} "
+                f"but the meter says {_quarters(meter)}",
             )
         )
     return problems
@@ -144,29 +135,80 @@ def _barline_problems(doc: KernDocument) -> list[Problem]:
 
 
 def tie_issues(doc: KernDocument) -> list[TieIssue]:
-    """Tie marks without a partner on the same pitch in the same track (part)."""
+    """Tie marks without a partner on the same pitch in the same track (part).
+
+    Linked ties (the tie mark preceded by the signifier an `!!!RDF**kern: N = linked` record
+    declares, `N[` ... `N]`) may join notes of different staves, so they are matched by pitch
+    over the whole score, as humlib does. A section label (`*>A2`, the second ending) breaks
+    the file order: a tie open when a section starts may end in one that comes later in the
+    performance but earlier in the file, and a tie end in a later section may continue one from
+    before an earlier label. Such ties are not reported.
+    """
     issues: list[TieIssue] = []
-    open_ties: dict[tuple[int, str], tuple[int, int, int]] = {}
+    # (track, spine, pitch) -> where the tie was opened; track 0 for linked ties
+    open_ties: dict[tuple[int, str, str], tuple[int, int, int]] = {}
+    across_sections: set[tuple[int, str]] = set()  # (track, pitch) open at a section label
+    linked = linked_signifier(doc)
     for r, record in enumerate(doc.records):
+        if record.kind is Kind.INTERPRETATION and any(_is_section_label(f) for f in record.fields):
+            across_sections.update((track, pitch) for track, _, pitch in open_ties)
+            open_ties.clear()
         for f, token in record.kern_tokens():
             for n, note in enumerate(token.notes):
                 if not note.is_note or not (note.tie_start or note.tie_continue or note.tie_end):
                     continue
-                key = (record.tracks[f], note.pitch.replace("n", ""))
-                if note.tie_start and not note.tie_end:  # `[2D]`: some encoders' continuation
-                    if key in open_ties:
-                        issues.append(TieIssue(*open_ties[key], "unclosed"))
-                    open_ties[key] = (r, f, n)
-                elif key not in open_ties:
+                pitch = note.pitch.replace("n", "")
+                is_linked = bool(linked) and any(linked + mark in note.text for mark in "[_]")
+                track = 0 if is_linked else record.tracks[f]
+                own = (track, record.spines[f], pitch)
+                keys = _open_ties(open_ties, own, linked=bool(linked))
+                if note.tie_start and not (note.tie_continue or note.tie_end):
+                    if own in open_ties:
+                        issues.append(TieIssue(*open_ties[own], "unclosed"))
+                    open_ties[own] = (r, f, n)
+                    continue
+                # `_`, `]`, and the continuations some encoders write as `[2D]` or `[2D_`
+                if keys:
+                    for key in keys:
+                        del open_ties[key]
+                elif not note.tie_start and (track, pitch) not in across_sections:
                     issues.append(TieIssue(r, f, n, "unopened"))
-                    if note.tie_continue:
-                        open_ties[key] = (r, f, n)
-                elif note.tie_end and not note.tie_start:
-                    del open_ties[key]
-                else:
-                    open_ties[key] = (r, f, n)
+                if note.tie_continue or note.tie_start:
+                    open_ties[own] = (r, f, n)
     issues += [TieIssue(*where, "unclosed") for where in open_ties.values()]
     return sorted(issues, key=lambda i: (i.record, i.field, i.note))
+
+
+def _open_ties(
+    open_ties: dict[tuple[int, str, str], tuple[int, int, int]],
+    own: tuple[int, str, str],
+    *,
+    linked: bool,
+) -> list[tuple[int, str, str]]:
+    """The open ties a `_` or `]` ends: its own voice's, else those of the other voices of its
+    staff (ties cross `*^`/`*v`; after a merge one note may end two voices' ties), else a
+    linked one from any staff."""
+    if own in open_ties:
+        return [own]
+    track, _, pitch = own
+    same_staff = [k for k in open_ties if k[0] == track and k[2] == pitch]
+    if same_staff or not linked:
+        return same_staff
+    return [k for k in open_ties if k[2] == pitch][:1]
+
+
+def linked_signifier(doc: KernDocument) -> str:
+    """The signifier of linked ties and slurs (`!!!RDF**kern: N = linked`), "" if none."""
+    for record in doc.records:
+        if record.kind is Kind.REFERENCE and (match := _RDF_MEANING.match(record.text)):
+            if "link" in match.group(2):
+                return match.group(1)
+    return ""
+
+
+def _is_section_label(field: str) -> bool:
+    """`*>A`, `*>B1` start a section; `*>[A,A,B]` and `*>norep[A,B]` are expansion lists."""
+    return field.startswith("*>") and "[" not in field
 
 
 def _slur_problems(doc: KernDocument) -> list[Problem]:
