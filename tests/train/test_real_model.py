@@ -136,7 +136,9 @@ def test_data_parallel_and_fsdp_equal_single_device(standin):
     assert out["fsdp_sharded"] >= 3
     for name in ("dp", "fsdp"):
         for a, b in zip(out["single"], out[name], strict=True):
-            np.testing.assert_allclose(b, a, rtol=2e-4, atol=2e-5)
+            # Adam divides by sqrt(v): where a gradient is ~0, summation-order noise becomes an
+            # update of up to the learning rate (2e-3 at step 3), hence the absolute tolerance.
+            np.testing.assert_allclose(b, a, rtol=2e-4, atol=2e-4)
 
 
 @pytest.mark.slow  # the stand-in test in test_loop.py covers the mechanism by default
