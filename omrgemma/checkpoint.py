@@ -57,13 +57,16 @@ class Tf:
 
     theirs = ours.transpose(perm).reshape(...) where `merge` says how many consecutive
     transposed axes form each of their axes. `rows`: their first axis may be longer (padded
-    vocabulary); the extra rows are dropped. `posemb`: a position table that may be resampled.
+    vocabulary); the extra rows are dropped. `posemb`: a position table that may be resampled,
+    from a square grid (the only kind a foreign checkpoint holds) to ours, `grid` (rows, columns).
+    A table with as many rows as ours is taken as it is.
     """
 
     perm: tuple[int, ...] | None = None
     merge: tuple[int, ...] | None = None
     rows: bool = False
     posemb: bool = False
+    grid: tuple[int, int] | None = None
 
     def _permuted(self, ours: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(ours[i] for i in self.perm) if self.perm else tuple(ours)
@@ -90,7 +93,7 @@ class Tf:
         if self.rows:
             x = x[: ours[0]]
         if self.posemb and x.shape[1] != ours[1]:
-            x = resample_posemb(x, ours[1])
+            x = resample_posemb(x, self.grid or ours[1])
         x = x.reshape(self._permuted(ours))
         return x.transpose(np.argsort(self.perm)) if self.perm else x
 
@@ -216,9 +219,8 @@ def hf_canonical_name(name: str) -> str:
 def identity_rules(config: PaliGemmaConfig, prefix: str = "") -> tuple[Rule, ...]:
     """The map of formats that already use our names (big_vision `.npz`, our safetensors)."""
     names = flatten_dict(abstract_params(config))
-    return tuple(
-        Rule(n, prefix + n, Tf(posemb=True) if n == "img/pos_embedding" else SAME) for n in names
-    )
+    posemb = Tf(posemb=True, grid=config.grid_shape)
+    return tuple(Rule(n, prefix + n, posemb if n == "img/pos_embedding" else SAME) for n in names)
 
 
 def expand(rules: tuple[Rule, ...], config: PaliGemmaConfig) -> list[Placement]:
@@ -420,10 +422,11 @@ def config_from_npz_shapes(shapes: dict[str, tuple[int, ...]]) -> PaliGemmaConfi
     """Infer the architecture of a big_vision checkpoint from its tensor shapes.
 
     What shapes cannot tell (the query scaling of 27B, the soft-caps) is taken from the official
-    preset with the same text shapes, else from the Gemma 2 2B/9B convention.
+    preset with the same text shapes, else from the Gemma 2 2B/9B convention. The patch grid is
+    taken as square; a non-square model's `.npz` needs its config passed in.
     """
     try:
-        p, _, _, W = shapes["img/embedding/kernel"]
+        ph, pw, _, W = shapes["img/embedding/kernel"]
         n_img = shapes["img/pos_embedding"][1]
         Lv, _, Nv, _ = shapes[f"{_A}/query/kernel"]
         Mv = shapes[f"{_E}/MlpBlock_0/Dense_0/kernel"][2]
@@ -440,12 +443,17 @@ def config_from_npz_shapes(shapes: dict[str, tuple[int, ...]]) -> PaliGemmaConfi
     base = next((c for c in PRESETS.values() if replace(c.text, query_pre_attn_scalar=H) == text),
                 None)  # fmt: skip
     grid = round(n_img**0.5)
+    if grid**2 != n_img:
+        raise CheckpointError(
+            f"the {n_img}-token position table is not a square grid",
+            hint="pass the model config (load_any(path, config=...)) for a non-square model",
+        )
     return PaliGemmaConfig(
         name="from-big-vision",
         vision=VisionConfig(width=W, depth=Lv, mlp_dim=Mv, num_heads=Nv),
         text=base.text if base else text,
-        image_size=grid * p,
-        patch_size=p,
+        image_size=(grid * ph, grid * pw),
+        patch_size=(ph, pw),
         vocab_size=V,
         param_dtype="bfloat16",
     )
@@ -526,9 +534,11 @@ def save_model_dir(
 
 
 def _default_card(config: PaliGemmaConfig) -> str:
+    h, w = config.image_hw
+    size = h if h == w else f"{h}x{w} (height x width)"
     return (
         f"# {config.name}\n\nA PaliGemma 2 architecture model saved by omrgemma.\n\n"
-        f"- image size: {config.image_size} px, {config.num_image_tokens} image tokens\n"
+        f"- image size: {size} px, {config.num_image_tokens} image tokens\n"
         f"- text: {config.text.depth} layers, width {config.text.width}, vocab {config.vocab_size}\n"
     )
 

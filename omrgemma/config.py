@@ -13,13 +13,39 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import operator
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 DType = Literal["float32", "bfloat16"]
+Size = int | tuple[int, int]  # one side (square) or (height, width), in pixels
 
 CONFIG_FORMAT = "omrgemma.paligemma/1"
 PALIGEMMA_VOCAB = 257_152  # 256,000 Gemma pieces + 1,024 <loc> + 128 <seg> (doc §2.3)
+
+
+def _pair(size: Size) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else size
+
+
+def normalize_size(size: Any, what: str = "size") -> Size:
+    """An int side or an (height, width) pair (a JSON list too) -> int when square, else a tuple.
+
+    One spelling per shape keeps configs equal, hashable (they are jit static arguments) and their
+    JSON unchanged for square models.
+    """
+    sides = tuple(size) if isinstance(size, (list, tuple)) else (size, size)
+    if len(sides) != 2:
+        raise ValueError(f"{what} must be one int or (height, width), got {size!r}")
+    try:
+        if any(isinstance(side, bool) for side in sides):
+            raise TypeError
+        h, w = (operator.index(side) for side in sides)  # ints, numpy ints; not floats
+    except TypeError:
+        raise ValueError(f"{what} sides must be ints, got {size!r}") from None
+    if h <= 0 or w <= 0:
+        raise ValueError(f"{what} sides must be positive, got {size!r}")
+    return h if h == w else (h, w)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,13 +104,17 @@ class PaliGemmaConfig:
     sliding_window: None = global attention on every layer (big_vision); an int = that window on
         layers 0, 2, 4, ... as transformers does (Gemma 2: 4096).
     attn_logits_softcap / final_logits_softcap: None switches the cap off (big_vision writes 0.0).
+    image_size / patch_size: one side (square, as every official preset) or (height, width). A
+        pair is stored as a tuple, and a square pair as the plain int, so square configs and their
+        JSON are the same whichever way they were written. The patch grid is `grid_shape`
+        (H / ph, W / pw), flattened row-major into `num_image_tokens` image tokens.
     """
 
     name: str = "custom"
     vision: VisionConfig
     text: TextConfig
-    image_size: int = 224
-    patch_size: int = 14
+    image_size: Size = 224
+    patch_size: Size = 14
     vocab_size: int = PALIGEMMA_VOCAB
     param_dtype: DType = "float32"
     compute_dtype: DType = "float32"
@@ -93,9 +123,12 @@ class PaliGemmaConfig:
     final_logits_softcap: float | None = 30.0
 
     def __post_init__(self) -> None:
-        if self.image_size % self.patch_size:
+        for field in ("image_size", "patch_size"):
+            object.__setattr__(self, field, normalize_size(getattr(self, field), field))
+        (h, w), (ph, pw) = self.image_hw, self.patch_hw
+        if h % ph or w % pw:
             raise ValueError(
-                f"image size {self.image_size} is not a multiple of patch {self.patch_size}"
+                f"image size {h}x{w} is not a multiple of patch {ph}x{pw} on both axes"
             )
         for field in ("attn_logits_softcap", "final_logits_softcap", "sliding_window"):
             value = getattr(self, field)
@@ -108,13 +141,33 @@ class PaliGemmaConfig:
                 raise ValueError(f"{field} must be 'float32' or 'bfloat16'")
 
     @property
+    def image_hw(self) -> tuple[int, int]:
+        """(height, width) of the input image in pixels."""
+        return _pair(self.image_size)
+
+    @property
+    def patch_hw(self) -> tuple[int, int]:
+        """(height, width) of one patch in pixels."""
+        return _pair(self.patch_size)
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        """(rows, columns) of the patch grid: (H / ph, W / pw)."""
+        (h, w), (ph, pw) = self.image_hw, self.patch_hw
+        return h // ph, w // pw
+
+    @property
     def grid_size(self) -> int:
-        """Patches per image side."""
-        return self.image_size // self.patch_size
+        """Patches per image side of a square grid (`grid_shape` for any grid)."""
+        rows, cols = self.grid_shape
+        if rows != cols:
+            raise ValueError(f"the patch grid is {rows}x{cols}, not square: use grid_shape")
+        return rows
 
     @property
     def num_image_tokens(self) -> int:
-        return self.grid_size**2
+        rows, cols = self.grid_shape
+        return rows * cols
 
     # ---- our own config.json ------------------------------------------------------------------
 
@@ -264,6 +317,11 @@ def to_hf_config(config: PaliGemmaConfig) -> dict[str, Any]:
     """The transformers `config.json` dict describing the same architecture (inverse of
     `from_hf_config` up to `name`; used to build reference models in tests)."""
     t, v = config.text, config.vision
+    if not (isinstance(config.image_size, int) and isinstance(config.patch_size, int)):
+        raise ValueError(
+            f"transformers' SigLIP takes square images and patches only, got image "
+            f"{config.image_size} / patch {config.patch_size}"
+        )
     return {
         "model_type": "paligemma",
         "architectures": ["PaliGemmaForConditionalGeneration"],
@@ -306,7 +364,7 @@ def to_hf_config(config: PaliGemmaConfig) -> dict[str, Any]:
 
 
 __all__ = [
-    "DType", "VisionConfig", "TextConfig", "PaliGemmaConfig", "PRESETS", "TINY", "OFFICIAL",
+    "DType", "Size", "normalize_size", "VisionConfig", "TextConfig", "PaliGemmaConfig", "PRESETS", "TINY", "OFFICIAL",
     "PALIGEMMA2_3B_224", "PALIGEMMA2_3B_448", "PALIGEMMA2_3B_896",
     "PALIGEMMA2_10B_224", "PALIGEMMA2_10B_448", "PALIGEMMA2_10B_896",
     "PALIGEMMA2_28B_224", "PALIGEMMA2_28B_448", "PALIGEMMA2_28B_896",

@@ -14,7 +14,8 @@ weights names the task prompt (`"prompt"`, default empty: the model then sees `<
 the image) and the decode budget (`"max_new_tokens"`); our `config.json` is the model's
 architecture only, so these cannot live there.
 A directory holding several resolutions keeps each in a subfolder named by it (`224/`, `448/`);
-`resolution=` picks one.
+`resolution=` picks one. Inputs may be non-square (`image_size` (height, width) in the config, e.g.
+64 x 512 for one staff): every image is fitted into that shape with its aspect kept.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class Recognizer:
     strategy: Any
     batch_size: int
     max_new_tokens: int
-    image_size: int
+    image_size: int | tuple[int, int]  # the model input: a side, or (height, width)
     device: str
     timings: dict[str, float] = field(default_factory=lambda: {"model": 0.0})
 
@@ -146,18 +147,20 @@ def _common_prefix(a: str, b: str) -> str:
     return a[:n]
 
 
-def to_model_input(image: np.ndarray, size: int) -> np.ndarray:
-    """uint8[H, W] grey (0 = black) -> f32[size, size, 3] in [-1, 1], as training fed images.
+def to_model_input(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """uint8[h, w] grey (0 = black) -> f32[H, W, 3] in [-1, 1], as training fed images.
 
-    A crop already `size` x `size` (what `omrgemma.image.crops.cut_systems` cuts) is only
-    rescaled; anything else is first fitted on white keeping its aspect, by the same code.
+    size: a side (H = W = size) or (H, W). A crop already H x W (what
+    `omrgemma.image.crops.cut_systems` cuts) is only rescaled; anything else is first fitted on
+    white keeping its aspect, by the same code.
     """
     from omrgemma.image.crops import fit_to
 
     image = np.asarray(image)
     if image.ndim == 3:
         image = image[..., :3].mean(axis=-1).round().astype(np.uint8)
-    if image.shape == (size, size):
+    height, width = (size, size) if isinstance(size, int) else size
+    if image.shape == (height, width):
         x = image.astype(np.float32) / 127.5 - 1.0
         return np.repeat(x[..., None], 3, axis=-1)
     return fit_to(image.astype(np.uint8), size)[0]
@@ -194,11 +197,12 @@ def resolve_model_dir(model_dir: str | Path, resolution: int | None) -> Path:
     candidate = root / str(resolution)
     if candidate.is_dir():
         return candidate
-    size = _read_json(root / "config.json").get("image_size")
+    size = _read_json(root / "config.json").get("image_size")  # an int, or [height, width]
     if size == resolution or (size is None and not any(p.is_dir() for p in root.iterdir())):
         return root
     have = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.isdigit())
-    have = have or ([str(size)] if size else [])
+    if not have and size:
+        have = ["x".join(map(str, size)) if isinstance(size, list) else str(size)]
     raise UsageError(
         f"the model has no {resolution}-pixel variant",
         path=root,

@@ -56,7 +56,11 @@ SMALL = PaliGemmaConfig(
     patch_size=16,
     vocab_size=512,
 )  # fmt: skip
-PRESETS = {"small": SMALL}
+# The same networks reading one staff at its own shape: 64 x 512 px, 16 px patches -> a 4 x 32
+# grid (128 image tokens, fewer than SMALL's 144), with 2.7x SMALL's pixels along the staff, so
+# a wide system keeps a few pixels between staff lines instead of being shrunk into a square.
+SMALL_STAFF = dataclasses.replace(SMALL, name="omrgemma-small-staff", image_size=(64, 512))
+PRESETS = {"small": SMALL, "small-staff": SMALL_STAFF}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -495,6 +499,8 @@ def model_card(run_dir: Path) -> str:
     steps = [r for r in records if "loss" in r and r["step"] <= meta["step"]]
     evals = [r for r in records if "heldout_nll" in r and r["step"] <= meta["step"]]
     v, t = config.vision, config.text
+    ph, pw = config.patch_hw
+    patch = str(ph) if ph == pw else f"{ph}x{pw}"
     n_params = _count_params(config)
     rate = np.median([r["samples_per_s"] for r in steps[-20:]]) if steps else float("nan")
     lines = [
@@ -508,9 +514,9 @@ def model_card(run_dir: Path) -> str:
         "## Architecture",
         "",
         f"- {n_params / 1e6:.2f} M parameters, stored in bfloat16",
-        f"- input: {config.image_size}x{config.image_size} grey system image (fitted with aspect "
-        f"kept, centred on white), patch {config.patch_size} -> {config.num_image_tokens} image "
-        "tokens",
+        f"- input: {'x'.join(map(str, config.image_hw))} (height x width) grey system image "
+        f"(fitted with aspect kept, centred on white), patch {patch} -> "
+        f"{config.num_image_tokens} image tokens",
         f"- encoder: width {v.width}, {v.depth} layers, {v.num_heads} heads, MLP {v.mlp_dim}",
         f"- decoder: width {t.width}, {t.depth} layers, {t.num_heads} query / {t.num_kv_heads} KV "
         f"heads of {t.head_dim}, GeGLU MLP {t.mlp_dim}, soft-caps {config.attn_logits_softcap} / "

@@ -12,8 +12,8 @@ worker and every resumed run sees the same pool.
 
 An example draws a snippet, a music font, a scale and a justified system width, engraves it with
 verovio (in the calling process: the pipeline's workers are the disposable processes), maybe
-degrades it like a camera photo or a 1-bit scan, and fits it into the model's square input the
-way inference does (`omrgemma.image.crops.fit_to`: aspect kept, centred, white padding).
+degrades it like a camera photo or a 1-bit scan, and fits it into the model's input (square, or
+(height, width) such as 64 x 512 for one staff) the way inference does (`omrgemma.image.crops.fit_to`: aspect kept, centred, white padding).
 
 The target is the snippet's kern with measure numbers removed (they are not printed, and the
 metrics strip them too): `**kern` header, clef/key/meter, body, `*-`, exactly what the
@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from omrgemma.config import Size, normalize_size
 from omrgemma.data.render import FONTS
 
 _MEASURE_NUMBER = re.compile(r"(?<=^=)\d+[a-z]?|(?<=\t=)\d+[a-z]?", re.MULTILINE)
@@ -78,18 +79,22 @@ def build_snippet_pool(
 
 @dataclass(frozen=True, kw_only=True)
 class ExampleOptions:
-    """How examples are engraved and degraded."""
+    """How examples are engraved and degraded. image_size: the model input, a side or (H, W)."""
 
-    image_size: int = 160
+    image_size: Size = 160
     scales: tuple[int, int] = (35, 70)  # verovio scale percentage, drawn uniformly
     fonts: tuple[str, ...] = FONTS
     justify_probability: float = 0.15  # stretch the system to a wider page width
     camera_probability: float = 0.15
     scan_probability: float = 0.15
 
+    def __post_init__(self) -> None:
+        # run.json stores a pair as a JSON list; a square pair is the plain int, as in the config.
+        object.__setattr__(self, "image_size", normalize_size(self.image_size, "image_size"))
 
-def fit_square(image: np.ndarray, size: int) -> np.ndarray:
-    """uint8[h, w] -> uint8[size, size]: aspect kept, centred on white.
+
+def fit_image(image: np.ndarray, size: Size) -> np.ndarray:
+    """uint8[h, w] -> uint8[H, W] (size = H = W, or (H, W)): aspect kept, centred on white.
 
     The same geometry and filters as inference (`omrgemma.image.crops.fit_to(..., fit="pad")`:
     INTER_AREA when shrinking, INTER_LINEAR when enlarging), before the [-1, 1] mapping, which
@@ -97,17 +102,21 @@ def fit_square(image: np.ndarray, size: int) -> np.ndarray:
     """
     import cv2
 
+    out_h, out_w = (size, size) if isinstance(size, int) else size
     h, w = image.shape
-    scale = min(size / h, size / w)
-    nw, nh = max(1, min(size, round(w * scale))), max(1, min(size, round(h * scale)))
+    scale = min(out_h / h, out_w / w)
+    nw, nh = max(1, min(out_w, round(w * scale))), max(1, min(out_h, round(h * scale)))
     shrink = nw < w or nh < h
     resized = cv2.resize(
         image, (nw, nh), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
     )
-    out = np.full((size, size), 255, np.uint8)
-    left, top = (size - nw) // 2, (size - nh) // 2
+    out = np.full((out_h, out_w), 255, np.uint8)
+    left, top = (out_w - nw) // 2, (out_h - nh) // 2
     out[top : top + nh, left : left + nw] = resized
     return out
+
+
+fit_square = fit_image  # the name from when every input was square
 
 
 def trim_white(image: np.ndarray, margin: int = 4) -> np.ndarray:
@@ -152,4 +161,4 @@ class KernExamples:
             image = augment_camera(image, rng)
         elif draw < opts.camera_probability + opts.scan_probability:
             image = augment_scan(image, rng)
-        return fit_square(image, opts.image_size), kern
+        return fit_image(image, opts.image_size), kern

@@ -1,7 +1,8 @@
 """SigLIP So400m/14 image encoder (no pooling) and the linear projector `img/head`.
 
-Follows big_vision `models/vit.py` with `pool_type="none"`: patch conv with bias, learned
-position embedding added on the row-major patch grid, pre-LN blocks
+Follows big_vision `models/vit.py` with `pool_type="none"`: patch conv with bias (a ph x pw
+kernel and stride; square for the official models), learned position embedding added on the
+row-major (gh, gw) patch grid, pre-LN blocks
 `x += MHA(LN(x)); x += MLP(LN(x))`, a final `encoder_norm`, then `head` to the LLM width.
 Parameter names are big_vision's (`img/...`); blocks are stacked on a leading depth axis.
 Axis letters: see `layers.py` (W vision width, M vision MLP, N heads, H head dim).
@@ -20,7 +21,7 @@ from omrgemma.nn.layers import Params, fan_in, gelu, layer_norm, normal, ones, z
 
 def param_specs(config: PaliGemmaConfig) -> dict:
     """Nested `ParamSpec`s of the `img` subtree."""
-    v, p, d = config.vision, config.patch_size, config.text.width
+    v, (ph, pw), d = config.vision, config.patch_hw, config.text.width
     W, L, N, H, M = v.width, v.depth, v.num_heads, v.head_dim, v.mlp_dim
 
     def norm() -> dict:
@@ -31,9 +32,10 @@ def param_specs(config: PaliGemmaConfig) -> dict:
 
     return {
         "embedding": {
-            "kernel": fan_in((p, p, 3, W), p * p * 3),
+            "kernel": fan_in((ph, pw, 3, W), ph * pw * 3),
             "bias": zeros((W,)),
         },
+        # One row per patch, row-major over the (gh, gw) grid.
         "pos_embedding": normal((1, config.num_image_tokens, W), W**-0.5),
         "Transformer": {
             "encoderblock": {
@@ -93,22 +95,22 @@ def _block(x: jax.Array, p: Params, config: PaliGemmaConfig) -> jax.Array:
 
 
 def encode(img: Params, config: PaliGemmaConfig, images: jax.Array) -> jax.Array:
-    """images: f32[B, H, W, 3] in [-1, 1] (H = W = config.image_size) -> [B, Nimg, D] in the
-    compute dtype, Nimg = (image_size / patch)^2, D = LLM width."""
+    """images: f32[B, H, W, 3] in [-1, 1] ((H, W) = config.image_hw) -> [B, Nimg, D] in the
+    compute dtype, Nimg = gh * gw = (H / ph) * (W / pw), D = LLM width."""
     cd = jnp.dtype(config.compute_dtype)
-    if images.shape[1:] != (config.image_size, config.image_size, 3):
-        raise ValueError(f"images must be [B, {config.image_size}, {config.image_size}, 3], "
-                         f"got {tuple(images.shape)}")  # fmt: skip
+    h, w = config.image_hw
+    if images.shape[1:] != (h, w, 3):
+        raise ValueError(f"images must be [B, {h}, {w}, 3], got {tuple(images.shape)}")
     emb = img["embedding"]
     x = jax.lax.conv_general_dilated(
         images.astype(cd),
         emb["kernel"].astype(cd),
-        window_strides=(config.patch_size,) * 2,
+        window_strides=config.patch_hw,
         padding="VALID",
         dimension_numbers=("NHWC", "HWIO", "NHWC"),
     )
     x = x + emb["bias"].astype(cd)
-    x = x.reshape(x.shape[0], -1, x.shape[-1])  # row-major (h, w) grid
+    x = x.reshape(x.shape[0], -1, x.shape[-1])  # row-major (gh, gw) grid
     x = x + img["pos_embedding"].astype(cd)
 
     def step(x: jax.Array, layer: Params) -> tuple[jax.Array, None]:
@@ -121,19 +123,37 @@ def encode(img: Params, config: PaliGemmaConfig, images: jax.Array) -> jax.Array
     return jnp.einsum("BTW,WD->BTD", x, head["kernel"].astype(cd)) + head["bias"].astype(cd)
 
 
-def resample_posemb(posemb: np.ndarray, new_n: int) -> np.ndarray:
-    """Resize a learned position embedding [1, N, W] to [1, new_n, W] on its square grid.
+def resample_posemb(
+    posemb: np.ndarray,
+    new_grid: int | tuple[int, int],
+    old_grid: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """Resize a learned position embedding [1, gh*gw, W] to [1, gh'*gw', W] on its patch grid.
 
-    Bilinear with aligned corners, exactly big_vision's `scipy.ndimage.zoom(grid, order=1)`.
+    new_grid: (gh', gw'), or a token count of a square grid. old_grid: (gh, gw) of `posemb`;
+    None means square (every official checkpoint). Bilinear with aligned corners, exactly
+    big_vision's `scipy.ndimage.zoom(grid, (gh'/gh, gw'/gw, 1), order=1)`; each axis is
+    zoomed on its own, so a 16x16 table becomes a 4x32 one for a wide single-staff input.
     """
     posemb = np.asarray(posemb)
     old_n = posemb.shape[1]
-    if old_n == new_n:
+    if old_grid is None:
+        side = round(old_n**0.5)
+        if side**2 != old_n:
+            raise ValueError(f"a {old_n}-row position table is not a square grid: pass old_grid")
+        old_grid = (side, side)
+    if isinstance(new_grid, int):
+        side = round(new_grid**0.5)
+        if side**2 != new_grid:
+            raise ValueError(f"position embeddings must form square grids, got {old_n} -> "
+                             f"{new_grid}: pass the new grid as (rows, columns)")  # fmt: skip
+        new_grid = (side, side)
+    if old_grid[0] * old_grid[1] != old_n:
+        raise ValueError(f"a {old_n}-row position table is not a {old_grid} grid")
+    if tuple(old_grid) == tuple(new_grid):
         return posemb
-    old_g, new_g = round(old_n**0.5), round(new_n**0.5)
-    if old_g**2 != old_n or new_g**2 != new_n:
-        raise ValueError(f"position embeddings must form square grids, got {old_n} -> {new_n}")
-    grid = posemb.reshape(old_g, old_g, -1).astype(np.float32)
-    zoom = (new_g / old_g, new_g / old_g, 1)
+    grid = posemb.reshape(*old_grid, -1).astype(np.float32)
+    zoom = (new_grid[0] / old_grid[0], new_grid[1] / old_grid[1], 1)
     out = scipy.ndimage.zoom(grid, zoom, order=1)
-    return out.reshape(1, new_n, -1).astype(posemb.dtype)
+    assert out.shape[:2] == tuple(new_grid), (out.shape, new_grid)  # zoom rounds the sizes
+    return out.reshape(1, new_grid[0] * new_grid[1], -1).astype(posemb.dtype)
