@@ -1,13 +1,16 @@
 """Training throughput on this machine: examples rendered per second and samples trained per second.
 
     nice .venv/bin/python benchmarks/train.py [--examples 60] [--steps 8] [--out benchmarks/results/train.md]
+    nice .venv/bin/python benchmarks/train.py --staff [--steps 8]   # SMALL vs SMALL_STAFF only
 
 Data: `KernExamples` over a snippet pool of single-staff training movements (1-2 measures, the
 shipped model's setting), in this process: verovio + resvg + augmentation + square fit.
 Training: one jitted AdamW step of the shipped preset (`omrgemma.train_run.SMALL`) and of
 `TINY`, batch 16, text length 64, on random images and tokens; compile time reported apart, then
 the median over `--steps` steps. Numbers depend on what else runs on the machine: the load
-average is printed beside them.
+average is printed beside them. `--staff` compares the square SMALL (192 x 192, 144 image tokens)
+with SMALL_STAFF (64 x 512, 128 tokens) at the same batch, measured twice in turn (A B A B) so a
+change in background load hits both.
 """
 
 from __future__ import annotations
@@ -50,9 +53,8 @@ def bench_train(config, steps: int, batch: int = 16, text_len: int = 64) -> dict
     tx = make_optimizer(cfg, state["params"])
     step = jax.jit(make_train_step(fns, tx, cfg), donate_argnums=(0,))
     rng = np.random.default_rng(0)
-    size = config.image_size
     data = {
-        "images": rng.integers(0, 256, (batch, size, size), dtype=np.uint8),
+        "images": rng.integers(0, 256, (batch, *config.image_hw), dtype=np.uint8),
         "tokens": rng.integers(4, config.vocab_size, (batch, text_len + 1), dtype=np.int32),
         "mask_ar": np.ones((batch, text_len + 1), np.int32),
         "mask_loss": np.ones((batch, text_len + 1), np.int32),
@@ -84,7 +86,11 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=60)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--staff", action="store_true", help="only SMALL vs SMALL_STAFF")
     args = parser.parse_args()
+    if args.staff:
+        compare_staff(args.steps)
+        return
 
     from omrgemma.config import TINY
     from omrgemma.train_run import SMALL
@@ -114,6 +120,29 @@ def main() -> None:
     print(text)
     if args.out:
         args.out.write_text(text)
+
+
+def compare_staff(steps: int) -> None:
+    from omrgemma.train_run import SMALL, SMALL_STAFF
+
+    load = os.getloadavg()[0]
+    runs: dict[str, list[dict[str, float]]] = {SMALL.name: [], SMALL_STAFF.name: []}
+    for _ in range(2):
+        for config in (SMALL, SMALL_STAFF):
+            runs[config.name].append(bench_train(config, steps))
+    rate = {name: statistics.median(r["samples_per_s"] for r in rs) for name, rs in runs.items()}
+    for config in (SMALL, SMALL_STAFF):
+        r = runs[config.name]
+        h, w = config.image_hw
+        each = ", ".join(f"{x['samples_per_s']:.2f}" for x in r)
+        print(
+            f"{config.name}: {h}x{w}, {config.num_image_tokens} image tokens, batch 16, text 64: "
+            f"{rate[config.name]:.2f} samples/s (runs {each}; compile {r[0]['compile_s']:.0f} s)"
+        )
+    print(
+        f"ratio staff / square: {rate[SMALL_STAFF.name] / rate[SMALL.name]:.3f} "
+        f"(load average at start {load:.1f}, now {os.getloadavg()[0]:.1f})"
+    )
 
 
 if __name__ == "__main__":
