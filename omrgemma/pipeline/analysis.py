@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from omrgemma.errors import ImageError, NoStavesError, OmrError
+from omrgemma.image.crops import Target
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,7 +61,7 @@ class InputAnalysis:
 
 
 def analyze_input(
-    path: str | Path, *, target: int, pages: str | None = None, dpi: float = 300
+    path: str | Path, *, target: Target, pages: str | None = None, dpi: float = 300
 ) -> InputAnalysis:
     """Read every selected page of `path`, find its systems and cut them at `target` pixels.
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from omrgemma.errors import OmrError
+from omrgemma.image.crops import Target
 from omrgemma.pipeline.analysis import InputAnalysis, analyze_input
 from omrgemma.pipeline.archive import Input, list_inputs
 from omrgemma.pipeline.manifest import MANIFEST, Manifest, file_sha256, settings_key
@@ -167,7 +168,7 @@ def _schedule(todo: list[_Job], recognizer, options: BatchOptions, complete, not
             executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _submit(executor, job: _Job, target: int, opts: TranscribeOptions) -> cf.Future:
+def _submit(executor, job: _Job, target: Target, opts: TranscribeOptions) -> cf.Future:
     if executor is None:  # in-process: a future that is already done
         future: cf.Future = cf.Future()
         future.set_result(analyze_input(job.input.path, target=target, pages=opts.pages,
