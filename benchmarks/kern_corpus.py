@@ -22,6 +22,7 @@ import argparse
 import collections
 import multiprocessing
 import random
+import re
 import signal
 import sys
 import time
@@ -36,15 +37,31 @@ def count_music(score) -> tuple[int, list[int]]:
     """(notes, measures per part) of a music21 score; a chord counts each of its notes.
 
     Tie continuations are not counted: MusicXML export splits a note whose duration one note
-    head cannot show into tied notes, which is the same music.
+    head cannot show into tied notes, which is the same music. Empty measures at the end of a
+    part are not counted: after an overfull last measure music21's export appends one.
     """
     notes = 0
     for element in score.recurse().notes:
         for note in element.notes if element.isChord else [element]:
             tie = note.tie if note.tie is not None else element.tie
             notes += tie is None or tie.type == "start"
-    measures = [len(part.getElementsByClass("Measure")) for part in score.parts]
+    measures = []
+    for part in score.parts:
+        bars = list(part.getElementsByClass("Measure"))
+        while bars and not bars[-1].duration.quarterLength and not bars[-1].recurse().notesAndRests:
+            bars.pop()
+        measures.append(len(bars))
     return notes, measures
+
+
+def overfull_measures(score) -> int:
+    """Measures longer than their time signature (notes held over early music's pseudo-barlines),
+    which music21's MusicXML export splits into more measures."""
+    return sum(
+        measure.duration.quarterLength > measure.barDuration.quarterLength
+        for part in score.parts
+        for measure in part.getElementsByClass("Measure")
+    )
 
 
 def check_file(path: str) -> dict:
@@ -73,6 +90,9 @@ def check_file(path: str) -> dict:
         before, after = count_music(score), count_music(back)
         if before != after:
             why = f"notes/measures {before[0]}/{before[1]} -> {after[0]}/{after[1]}"
+            overfull = overfull_measures(score)
+            if overfull and before[0] == after[0]:
+                why += f" ({overfull} kern measures longer than their meter, re-barred on export)"
             return {**result, "failed": "musicxml", "why": why, "counts": [before, after]}
     except Exception as exc:  # noqa: BLE001
         return {**result, "failed": "musicxml", "why": f"{type(exc).__name__}: {str(exc)[:200]}"}
@@ -131,7 +151,8 @@ def run(files: list[Path], *, workers: int = 2, timeout: float = 120, progress=N
 
 def collection(path: str, root: Path) -> str:
     """The folder of a file relative to ROOT (`piano/joplin`, `polish-scores/2-staff`)."""
-    return str(Path(path).parent.relative_to(root))
+    folder = Path(path).parent.relative_to(root)
+    return root.name if folder == Path(".") else str(folder)
 
 
 def stratified_sample(files: list[Path], root: Path, size: int, seed: int) -> list[Path]:
@@ -151,6 +172,8 @@ def stratified_sample(files: list[Path], root: Path, size: int, seed: int) -> li
 def failure_group(result: dict) -> str:
     """A short class of a round-trip failure, for grouping the list."""
     why = result["why"]
+    if "re-barred on export" in why:
+        return "music21 re-bars measures longer than their meter (same notes, more measures)"
     if why.startswith("notes/measures"):
         (notes, measures), (notes2, measures2) = result["counts"]
         parts = []
@@ -161,7 +184,11 @@ def failure_group(result: dict) -> str:
         return " and ".join(parts)
     if why.startswith("timeout"):
         return "timeout"
-    return why.split(":")[0] + (": " + why.split(":")[1].strip()[:60] if ":" in why else "")
+    if inner := re.search(r"could not read it \((\w+)", why):  # KernError: PATH: ... (Error: ...
+        return f"converter21 cannot read it ({inner.group(1)})"
+    kind, _, message = why.partition(": ")
+    message = re.sub(r"In part \(.*?\), measure \(\d+\): ", "", message)  # one group per kind
+    return f"{kind}: {message[:70]}"
 
 
 def summary(results: list[dict], root: Path, seconds: float, planned: int, note: str = "") -> str:
