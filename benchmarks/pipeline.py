@@ -27,7 +27,9 @@ sys.path.insert(0, str(REPO))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
-    parser.add_argument("--scan", default=str(REPO.parent / "shared/data/scans/joplin/mapleleaf.pdf"))
+    parser.add_argument(
+        "--scan", default=str(REPO.parent / "shared/data/scans/joplin/mapleleaf.pdf")
+    )
     parser.add_argument("--pages", default="1")
     parser.add_argument("--files", type=int, default=2, help="copies for the batch comparison")
     parser.add_argument("--device", default="auto")
