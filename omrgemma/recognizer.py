@@ -171,8 +171,11 @@ def load_tokenizer(path: Path):
     from omrgemma.tokenizer import Tokenizer
 
     if not Path(path).is_file():
-        raise ModelError("tokenizer.model is missing", path=path,
-                         hint="a model directory holds config.json, weights and tokenizer.model")
+        raise ModelError(
+            "tokenizer.model is missing",
+            path=path,
+            hint="a model directory holds config.json, weights and tokenizer.model",
+        )
     return Tokenizer.load(path)
 
 

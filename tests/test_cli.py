@@ -37,7 +37,9 @@ def test_every_command_has_help_with_an_example(name):
 
 
 def test_every_command_is_documented_in_the_readme():
-    readme = (cli.__file__ and __import__("pathlib").Path(cli.__file__).parents[2] / "README.md").read_text()
+    readme = (
+        cli.__file__ and __import__("pathlib").Path(cli.__file__).parents[2] / "README.md"
+    ).read_text()
     for name in cli.COMMANDS:
         assert f"omrgemma {name}" in readme, f"README does not show `omrgemma {name}`"
 
@@ -61,7 +63,11 @@ def test_expected_errors_become_one_line_and_their_exit_code(monkeypatch, capsys
 
 
 def test_partial_failure_has_its_own_exit_code(monkeypatch):
-    monkeypatch.setattr(cli.cli, "main", lambda *a, **k: (_ for _ in ()).throw(PartialFailure("2 of 5 inputs failed")))
+    monkeypatch.setattr(
+        cli.cli,
+        "main",
+        lambda *a, **k: (_ for _ in ()).throw(PartialFailure("2 of 5 inputs failed")),
+    )
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["batch", "in/"])
     assert exit_info.value.code == EXIT_PARTIAL

@@ -31,7 +31,9 @@ def command(paths, force):
         if path.is_dir():
             click.echo(write_index(path, force=force))
             continue
-        sidecar = path if path.name.endswith(".omrgemma.json") else path.with_suffix(".omrgemma.json")
+        sidecar = (
+            path if path.name.endswith(".omrgemma.json") else path.with_suffix(".omrgemma.json")
+        )
         if not sidecar.is_file():
             raise InputError("no transcription sidecar found", path=sidecar,
                              hint="transcribe writes NAME.omrgemma.json next to NAME.krn")  # fmt: skip

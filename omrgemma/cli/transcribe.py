@@ -21,7 +21,9 @@ from omrgemma.pipeline.cli_options import load, model_options, output_options, p
 @model_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
-@click.option("-v", "--verbose", is_flag=True, help="Also list every problem and low-confidence measure.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Also list every problem and low-confidence measure."
+)
 def command(inputs, out_dir, formats, force, pages, dpi, preview, model_dir, resolution, beam,
             quantize, device, batch_size, as_json, quiet, verbose):  # fmt: skip
     """Transcribe score images or PDFs into **kern, MusicXML, MIDI, MEI or SVG.

@@ -85,7 +85,9 @@ def measure_confidence(
         last = doc.records[last_index].line
         values = [v for line in range(first, last + 1) for v in per_line[line - 1]]
         p = math.exp(sum(values) / len(values)) if values else 1.0
-        results.append(MeasureConfidence(measure=number, lines=(first, last), p=p, tokens=len(values)))
+        results.append(
+            MeasureConfidence(measure=number, lines=(first, last), p=p, tokens=len(values))
+        )
     return results
 
 
@@ -95,7 +97,11 @@ def system_confidence(logprobs: np.ndarray) -> float:
 
 
 def mark_low_confidence(
-    text: str, scores: Sequence[MeasureConfidence], *, system: int, threshold: float = LOW_CONFIDENCE
+    text: str,
+    scores: Sequence[MeasureConfidence],
+    *,
+    system: int,
+    threshold: float = LOW_CONFIDENCE,
 ) -> str:
     """`text` with a global comment before each measure whose p is below `threshold`.
 
@@ -105,7 +111,9 @@ def mark_low_confidence(
     """
     lines = text.split("\n")
     inserts = {
-        s.lines[0]: f"!!omrgemma: low confidence (p={s.p:.2f}) in system {system} measure {s.measure}"
+        s.lines[
+            0
+        ]: f"!!omrgemma: low confidence (p={s.p:.2f}) in system {system} measure {s.measure}"
         for s in scores
         if s.p < threshold and s.lines[0] > 0
     }

@@ -65,7 +65,9 @@ class Manifest:
                 records[record["input"]] = record
         return records
 
-    def is_done(self, records: dict[str, dict[str, Any]], key: str, sha256: str, settings: str) -> bool:
+    def is_done(
+        self, records: dict[str, dict[str, Any]], key: str, sha256: str, settings: str
+    ) -> bool:
         record = records.get(key)
         return (
             record is not None

@@ -63,7 +63,11 @@ def render_page(data: dict[str, Any], *, title: str, timeout: float = 30) -> str
     general = [p for p in data.get("problems", []) if not p.get("system")]
     summary = (
         f"{len(data['pages'])} page(s), {len(systems)} system(s)"
-        + (f", mean confidence {data['mean_confidence']:.2f}" if data.get("mean_confidence") else "")
+        + (
+            f", mean confidence {data['mean_confidence']:.2f}"
+            if data.get("mean_confidence")
+            else ""
+        )
         + f", {len(low)} low-confidence measure(s), {len(data.get('problems', []))} problem(s)"
     )
     return PAGE.format(
@@ -134,7 +138,7 @@ def _page_section(page, image, systems, flagged, low) -> str:
         f'{head}<div class="page" style="max-width:{w}px"><svg viewBox="0 0 {w} {h}" '
         f'class="page-svg" role="img" aria-label="page {number} with systems outlined">'
         f'<image href="{_encode(small, ".jpg")}" width="{w}" height="{h}"/>'
-        f'{"".join(boxes)}</svg></div>'
+        f"{''.join(boxes)}</svg></div>"
     )
 
 
@@ -172,11 +176,11 @@ def _system_section(system, crop, low, timeout) -> str:
               f'{html.escape(p["message"])}</li>' for p in system["problems"]]  # fmt: skip
     return (
         f'<section class="system" id="system-{number}" data-low="{",".join(map(str, lows))}">'
-        f'<h3>System {number} <small>page {system["page"]}, confidence '
-        f'{system["confidence"]:.2f}</small></h3>'
+        f"<h3>System {number} <small>page {system['page']}, confidence "
+        f"{system['confidence']:.2f}</small></h3>"
         f'<div class="pair">{image}{engraving}</div>'
         f'<ul class="issues">{"".join(items)}</ul>'
-        f'<details><summary>kern</summary><pre>{html.escape(system["kern"])}</pre></details>'
+        f"<details><summary>kern</summary><pre>{html.escape(system['kern'])}</pre></details>"
         f"</section>"
     )
 

@@ -201,12 +201,20 @@ def _split_header(doc: KernDocument) -> tuple[list[Record], list[Record]]:
     start = _exclusive_index(doc) + 1
     records = doc.records[start:]
     cut = next(
-        (i for i, r in enumerate(records) if r.kind in (Kind.DATA, Kind.BARLINE) or r.is_manipulator),
+        (
+            i
+            for i, r in enumerate(records)
+            if r.kind in (Kind.DATA, Kind.BARLINE) or r.is_manipulator
+        ),
         len(records),
     )
     header, body = records[:cut], records[cut:]
     end = next(
-        (i for i, r in enumerate(body) if r.kind is Kind.INTERPRETATION and set(r.fields) == {"*-"}),
+        (
+            i
+            for i, r in enumerate(body)
+            if r.kind is Kind.INTERPRETATION and set(r.fields) == {"*-"}
+        ),
         len(body),
     )
     body = [r for r in body[:end] if r.kind is not Kind.EMPTY and not r.is_exclusive]
@@ -219,7 +227,8 @@ def _rest_fillers(doc: KernDocument) -> dict[int, str]:
     for measure in doc.measures:
         known = [d for d in measure.durations.values() if d]
         first = next(
-            (i for i in range(measure.start, measure.stop) if doc.records[i].kind is Kind.DATA), None
+            (i for i in range(measure.start, measure.stop) if doc.records[i].kind is Kind.DATA),
+            None,
         )
         rest = recip(max(known)) if known else None
         if first is not None and rest is not None:

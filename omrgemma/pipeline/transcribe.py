@@ -144,7 +144,9 @@ def assemble(analysis: InputAnalysis, results: list, *, low_confidence: float) -
             located.append({"system": crop.number, "measure": None, "line": None,
                             "code": "cut-off", "message": "the model hit its token budget; the "
                             "end of this system is missing"})  # fmt: skip
-        marked = conf.mark_low_confidence(text, scores, system=crop.number, threshold=low_confidence)
+        marked = conf.mark_low_confidence(
+            text, scores, system=crop.number, threshold=low_confidence
+        )
         marked = _mark_problems(marked, located)
         texts.append(SystemKern(text=marked, new_page=_first_on_page(analysis, crop)))
         problems += located
@@ -220,7 +222,9 @@ def _mark_problems(text: str, problems: list[dict[str, Any]]) -> str:
     for p in problems:
         if p["line"]:
             where = f"system {p['system']}" + (f" measure {p['measure']}" if p["measure"] else "")
-            notes.setdefault(p["line"], []).append(f"!!omrgemma: problem in {where}: {p['message']}")
+            notes.setdefault(p["line"], []).append(
+                f"!!omrgemma: problem in {where}: {p['message']}"
+            )
     out = []
     for number, line in enumerate(lines, 1):
         if number in notes:
@@ -330,11 +334,17 @@ def sidecar_data(score: AssembledScore, analysis: InputAnalysis, report: ScoreRe
         "format": SIDECAR_FORMAT,
         "input": str(Path(analysis.path).resolve()),
         "model": model,
-        "pages": [{
-            "index": p.index, "shape": list(p.shape), "angle": p.angle,
-            "transform": p.transform.tolist(), "note": p.note,
-            "systems": [s.number for s in p.systems],
-        } for p in analysis.pages],  # fmt: skip
+        "pages": [
+            {
+                "index": p.index,
+                "shape": list(p.shape),
+                "angle": p.angle,
+                "transform": p.transform.tolist(),
+                "note": p.note,
+                "systems": [s.number for s in p.systems],
+            }
+            for p in analysis.pages
+        ],  # fmt: skip
         "systems": score.systems,
         "problems": score.problems,
         "low_confidence": score.low_confidence,
