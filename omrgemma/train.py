@@ -46,6 +46,9 @@ class ModelFns:
 
     init: Callable[[jax.Array], Any]
     logits: LogitsFn
+    # Training only: (params, images, tokens, mask_ar, input_mask, targets, weights) ->
+    # (logits, weighted auxiliary loss), e.g. `omrgemma.ctc` on the image tokens.
+    logits_aux: Callable[..., tuple[jax.Array, jax.Array]] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -154,19 +157,30 @@ def token_losses(
 
 
 def loss_fn(
-    params: Any, batch: dict[str, jax.Array], logits_fn: LogitsFn, label_smoothing: float
+    params: Any,
+    batch: dict[str, jax.Array],
+    logits_fn: LogitsFn,
+    label_smoothing: float,
+    aux_fn: Callable[..., tuple[jax.Array, jax.Array]] | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Mean over examples of the per-example mean suffix loss (as big_vision), plus metrics."""
+    """Mean over examples of the per-example mean suffix loss (as big_vision), plus metrics.
+
+    With `aux_fn` (`ModelFns.logits_aux`) its auxiliary loss is added and logged as `aux`.
+    """
     tokens = batch["tokens"]
-    logits = logits_fn(
+    targets = tokens[:, 1:]
+    weights = batch["mask_loss"][:, 1:].astype(jnp.float32)
+    inputs = (
         params,
         images_to_model(batch["images"]),
         tokens[:, :-1],
         batch["mask_ar"][:, :-1],
         batch["input_mask"][:, :-1],
     )
-    targets = tokens[:, 1:]
-    weights = batch["mask_loss"][:, 1:].astype(jnp.float32)
+    if aux_fn is None:
+        logits, aux = logits_fn(*inputs), None
+    else:
+        logits, aux = aux_fn(*inputs, targets, weights)
     smoothed, nll = token_losses(logits, targets, label_smoothing)
     per_example = (smoothed * weights).sum(-1) / jnp.maximum(weights.sum(-1), 1.0)
     loss = per_example.mean()
@@ -177,6 +191,9 @@ def loss_fn(
         "nll": (nll * weights).sum() / n_tokens,
         "accuracy": (correct * weights).sum() / n_tokens,
     }
+    if aux is not None:
+        metrics["aux"] = aux
+        loss = loss + aux
     return loss, metrics
 
 
@@ -189,7 +206,9 @@ def make_train_step(model: ModelFns, tx: optax.GradientTransformation, cfg: Trai
 
     def step(state, batch):
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        (_, metrics), grads = grad_fn(state["params"], batch, model.logits, cfg.label_smoothing)
+        (_, metrics), grads = grad_fn(
+            state["params"], batch, model.logits, cfg.label_smoothing, model.logits_aux
+        )
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         metrics["grad_norm"] = optax.global_norm(grads)
@@ -326,7 +345,8 @@ def _progress_line(step: int, total: int, m: dict[str, float], eta_s: float) -> 
     eta = time.strftime("%H:%M:%S", time.gmtime(max(eta_s, 0)))
     return (
         f"step {step}/{total}  loss {m['loss']:.3f}  nll {m['nll']:.3f}  acc {m['accuracy']:.1%}"
-        f"  lr {m['lr']:.2e}  {m['samples_per_s']:.2f} samples/s  data wait {m['wait_s']:.2f}s"
+        + (f"  aux {m['aux']:.3f}" if "aux" in m else "")
+        + f"  lr {m['lr']:.2e}  {m['samples_per_s']:.2f} samples/s  data wait {m['wait_s']:.2f}s"
         f"  ETA {eta}"
     )
 
@@ -458,8 +478,9 @@ def _summarise(window: list[dict], elapsed: float, step: int, cfg: TrainConfig) 
         "steps_per_s": len(host) / max(elapsed, 1e-9),
         "skipped_total": host[-1]["skipped"],
     }
-    for key in ("loss", "nll", "accuracy", "grad_norm", "wait_s"):
-        record[key] = float(np.mean([m[key] for m in host]))
+    for key in ("loss", "nll", "accuracy", "grad_norm", "wait_s", "aux"):
+        if key in host[0]:
+            record[key] = float(np.mean([m[key] for m in host]))
     return record
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from omrgemma.config import PaliGemmaConfig, TextConfig, VisionConfig
+from omrgemma.ctc import CtcSettings
 from omrgemma.data.kern_examples import ExampleOptions
 from omrgemma.data.sequence import SpecialIds
 from omrgemma.errors import UsageError
@@ -98,6 +99,7 @@ def prepare_run(
     vocab_size: int | None = None,
     init_from: str | None = None,
     tokenizer: str = "checkpoint",
+    ctc: CtcSettings | None = None,
 ) -> None:
     """Build the snippet pool, the tokenizer and the held-out slice; write run.json.
 
@@ -169,6 +171,7 @@ def prepare_run(
         "train": dataclasses.asdict(train),
         "init_from": init_from,
         "vocab": vocab_mode,
+        "ctc": dataclasses.asdict(ctc or CtcSettings()),
         "pool_size": len(pool),
         "train_movements": len(train_files),
     }
@@ -244,8 +247,16 @@ class SentencePieceEncoder:
         )
 
 
-def model_fns(config: PaliGemmaConfig):
+def ctc_settings(run: dict) -> CtcSettings:
+    """The run's auxiliary CTC head (off for runs prepared before it existed)."""
+    return CtcSettings(**run.get("ctc", {}))
+
+
+def model_fns(config: PaliGemmaConfig, ctc: CtcSettings | None = None):
     """`ModelFns` over the real PaliGemma implementation, with a from-scratch initialisation.
+
+    With an enabled `ctc`, the parameters get a training-only `ctc` subtree (`omrgemma.ctc`)
+    and `logits_aux` adds its weighted loss; `export_model` leaves the subtree out.
 
     big_vision zero-initialises the projector `img/head`, which suits an encoder that is already
     trained. From scratch it makes every image look the same at first: the decoder then learns
@@ -255,20 +266,41 @@ def model_fns(config: PaliGemmaConfig):
     """
     import jax
 
+    from omrgemma import ctc as ctc_head
     from omrgemma.nn import paligemma as pg
     from omrgemma.train import ModelFns
+
+    ctc = ctc or CtcSettings()
 
     def init(rng):
         params = pg.init_params(config, rng)
         kernel = params["img"]["head"]["kernel"]
         fresh = jax.random.normal(jax.random.fold_in(rng, 1), kernel.shape) / kernel.shape[0] ** 0.5
         head = dict(params["img"]["head"], kernel=fresh.astype(kernel.dtype))
-        return dict(params, img=dict(params["img"], head=head))
+        params = dict(params, img=dict(params["img"], head=head))
+        return with_ctc_head(params, config, ctc, jax.random.fold_in(rng, 2))
 
     def logits(params, images, tokens, mask_ar, input_mask):
         return pg.prefix_lm_logits(params, config, images, tokens, mask_ar, input_mask.astype(bool))
 
-    return ModelFns(init=init, logits=logits)
+    def logits_aux(params, images, tokens, mask_ar, input_mask, targets, weights):
+        zimg = pg.encode_image(params, config, images)
+        out = pg.prefix_lm_logits(
+            params, config, images, tokens, mask_ar, input_mask.astype(bool), image_tokens=zimg
+        )
+        frames = ctc_head.frame_logits(params["ctc"], config, ctc, zimg)
+        return out, ctc.weight * ctc_head.ctc_loss(frames, targets, weights, ctc)
+
+    return ModelFns(init=init, logits=logits, logits_aux=logits_aux if ctc.enabled else None)
+
+
+def with_ctc_head(params: dict, config: PaliGemmaConfig, ctc: CtcSettings, rng) -> dict:
+    """`params` plus a fresh `ctc` head when the run has one (and it is not there yet)."""
+    from omrgemma import ctc as ctc_head
+
+    if not ctc.enabled or "ctc" in params:
+        return params
+    return dict(params, ctc=ctc_head.init_head(config, ctc, rng))
 
 
 def stream_spec(run: dict, encoder: SentencePieceEncoder, batch_size: int):
@@ -366,12 +398,16 @@ def run_training(
         spec = dataclasses.replace(
             spec, shard_size=cfg.batch_size * (spec.shard_size // cfg.batch_size + 1)
         )
-    fns = model_fns(config)
+    ctc = ctc_settings(run)
+    fns = model_fns(config, ctc)
     init_params = None
     from omrgemma import train_state
 
     if run.get("init_from") and (not resume or train_state.latest_checkpoint(run_dir) is None):
+        import jax
+
         init_params = _init_from_checkpoint(run["init_from"], config, run.get("vocab", "keep"))
+        init_params = with_ctc_head(init_params, config, ctc, jax.random.PRNGKey(cfg.seed + 1))
 
     def make_data(position: int):
         if position % spec.batch_size:
@@ -399,11 +435,25 @@ def _init_from_checkpoint(path: str, config: PaliGemmaConfig, vocab: str):
 
     loaded = load_any(path, param_dtype=config.param_dtype)
     params = loaded.params
+    if loaded.config.grid_shape != config.grid_shape:
+        params = adapt_image_size(params, loaded.config.grid_shape, config.grid_shape)
     if loaded.config.vocab_size != config.vocab_size or vocab == "replace":
         params = adapt_vocabulary(
             params, config.vocab_size, jax.random.PRNGKey(0), keep_rows=vocab == "keep"
         )
     return params
+
+
+def adapt_image_size(params: dict, old_grid: tuple[int, int], new_grid: tuple[int, int]) -> dict:
+    """The learned position table resampled to a new patch grid (big_vision's bilinear zoom);
+    every other weight is independent of the input size."""
+    import jax.numpy as jnp
+
+    from omrgemma.nn.vit import resample_posemb
+
+    table = params["img"]["pos_embedding"]
+    new = resample_posemb(np.asarray(table, np.float32), new_grid, old_grid)
+    return dict(params, img=dict(params["img"], pos_embedding=jnp.asarray(new, table.dtype)))
 
 
 def adapt_vocabulary(params: dict, vocab_size: int, rng, *, keep_rows: bool) -> dict:
@@ -451,8 +501,8 @@ def export_model(
     flat = load_file(str(latest / train_state.STATE_FILE))
     params: dict = {}
     for key, value in flat.items():
-        if not key.startswith("params/"):
-            continue
+        if not key.startswith("params/") or key.startswith("params/ctc/"):
+            continue  # optimizer state, and the training-only CTC head
         *parents, leaf = key.split("/")[1:]
         node = params
         for part in parents:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
@@ -38,6 +39,20 @@ from omrgemma.errors import UsageError
     help="With --init-from: keep the checkpoint's tokenizer, or train a kern tokenizer "
     "and replace the embedding rows.",
 )
+@click.option(
+    "--image-size",
+    default=None,
+    help="Input HEIGHTxWIDTH (or one side) instead of the preset's or checkpoint's; a "
+    "checkpoint's position embedding is resampled to it.",
+)
+@click.option(
+    "--ctc",
+    "ctc_weight",
+    default=0.0,
+    show_default=True,
+    help="Weight of the training-only CTC loss on the image tokens (0: off).",
+)
+@click.option("--ctc-upsample", default=4, show_default=True, help="CTC frames per patch column.")
 @click.option("--batch-size", type=int, default=None, help="Examples per step [new runs: 16].")
 @click.option("--lr", "learning_rate", default=1e-3, show_default=True)
 @click.option("--warmup", default=100, show_default=True, help="Warm-up steps.")
@@ -72,7 +87,8 @@ from omrgemma.errors import UsageError
 )
 def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: int | None,
             measures: str,
-            init_from: Path | None, tokenizer: str, batch_size: int, learning_rate: float, warmup: int,
+            init_from: Path | None, tokenizer: str, image_size: str | None, ctc_weight: float,
+            ctc_upsample: int, batch_size: int, learning_rate: float, warmup: int,
             total_steps: int, freeze: str | None, minutes: float | None, steps: int | None,
             workers: int, checkpoint_every: float, eval_every: float, seed: int, fsdp: bool,
             prepare_only: bool,
@@ -92,6 +108,7 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
     from rich.console import Console
 
     from omrgemma import train_run
+    from omrgemma.ctc import CtcSettings
     from omrgemma.settings import data_dir
     from omrgemma.train import TrainConfig
 
@@ -119,10 +136,12 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
         model = train_run.PRESETS[preset]
         if init_from is not None:
             model = train_run.checkpoint_config(init_from)
+        if image_size:
+            model = dataclasses.replace(model, image_size=_parse_size(image_size))
         train_run.prepare_run(
             run_dir, model=model, data=data, train=cfg, data_dir=data_dir(),
             init_from=str(init_from) if init_from else None, vocab_size=vocab_size,
-            tokenizer=tokenizer,
+            tokenizer=tokenizer, ctc=CtcSettings(weight=ctc_weight, upsample=ctc_upsample),
         )  # fmt: skip
         if prepare_only:
             return
@@ -130,3 +149,16 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
         run_dir, resume=resume, minutes=minutes, steps=steps, workers=workers, console=console,
         batch_size=batch_size if resume else None,
     )  # fmt: skip
+
+
+def _parse_size(text: str) -> int | tuple[int, int]:
+    """ "224" -> 224, "64x512" -> (64, 512)."""
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1 and parts[0] > 0:
+        return parts[0]
+    if len(parts) == 2 and min(parts) > 0:
+        return parts[0], parts[1]
+    raise UsageError(f"--image-size {text!r} is not HEIGHTxWIDTH or one side", hint="e.g. 64x512")

@@ -135,13 +135,17 @@ def prefix_lm_logits(
     tokens: jax.Array,
     mask_ar: jax.Array,
     input_mask: jax.Array | None = None,
+    *,
+    image_tokens: jax.Array | None = None,
 ) -> jax.Array:
     """Teacher-forced forward of [image tokens; text]; returns the text logits f32[B, T, V].
 
     images: f32[B, H, W, 3]; tokens, mask_ar: i32[B, T]; input_mask: bool[B, T] (default all
     True). Image tokens get mask_ar 0 and are always valid (big_vision `embed_image_and_text`).
+    image_tokens: `encode_image(params, config, images)` when the caller already has it (a
+    training-only head on the image tokens), so the encoder runs once.
     """
-    zimg = encode_image(params, config, images)
+    zimg = encode_image(params, config, images) if image_tokens is None else image_tokens
     ztxt = embed_tokens(params, config, tokens)
     B, n_img = zimg.shape[:2]
     if input_mask is None:
