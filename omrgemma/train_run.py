@@ -29,6 +29,7 @@ from omrgemma.ctc import CtcSettings
 from omrgemma.data.kern_examples import ExampleOptions
 from omrgemma.data.sequence import SpecialIds
 from omrgemma.errors import UsageError
+from omrgemma.lora import LoraSettings
 
 # Single-staff sources (monophonic songs, Polish and Chopin single-staff parts) and grand-staff
 # piano sources: the collection names of `omrgemma.data.split`.
@@ -100,18 +101,21 @@ def prepare_run(
     init_from: str | None = None,
     tokenizer: str = "checkpoint",
     ctc: CtcSettings | None = None,
+    lora: LoraSettings | None = None,
 ) -> None:
     """Build the snippet pool, the tokenizer and the held-out slice; write run.json.
 
     Fine-tuning (`init_from`) keeps the checkpoint's tokenizer (`tokenizer="checkpoint"`; the
     embedding grows if it has more pieces than rows) or trains our kern tokenizer
-    (`tokenizer="kern"`) and replaces the embedding rows.
+    (`tokenizer="kern"`) and replaces the embedding rows. With `lora` the base weights stay
+    frozen; an embedding with fresh rows is then trained in full.
     """
     from omrgemma.data import split
     from omrgemma.data.kern_examples import build_snippet_pool
     from omrgemma.kerntok import KernTokenizerSpec, train_kern_tokenizer
 
     run_dir = Path(run_dir)
+    given_vocab = model.vocab_size
     if (run_dir / "run.json").exists():
         raise UsageError("the run folder is already prepared", path=run_dir, hint="add --resume")
     if data.dataset not in DATASETS:
@@ -165,6 +169,9 @@ def prepare_run(
         spec = KernTokenizerSpec(vocab_size=vocab_size or model.vocab_size)
         (run_dir / "tokenizer.model").write_bytes(train_kern_tokenizer(texts, spec))
         vocab_mode = "replace"
+    lora = lora or LoraSettings()
+    if lora.enabled and (vocab_mode == "replace" or model.vocab_size != given_vocab):
+        lora = dataclasses.replace(lora, train_full=(*lora.train_full, "llm/embedder/"))
     run = {
         "model": model.to_dict(),
         "data": dataclasses.asdict(data),
@@ -172,6 +179,7 @@ def prepare_run(
         "init_from": init_from,
         "vocab": vocab_mode,
         "ctc": dataclasses.asdict(ctc or CtcSettings()),
+        "lora": dataclasses.asdict(lora),
         "pool_size": len(pool),
         "train_movements": len(train_files),
     }
@@ -250,6 +258,11 @@ class SentencePieceEncoder:
 def ctc_settings(run: dict) -> CtcSettings:
     """The run's auxiliary CTC head (off for runs prepared before it existed)."""
     return CtcSettings(**run.get("ctc", {}))
+
+
+def lora_settings(run: dict) -> LoraSettings:
+    """The run's LoRA settings (off, i.e. full fine-tuning, for runs prepared before LoRA)."""
+    return LoraSettings.from_dict(run.get("lora", {}))
 
 
 def model_fns(config: PaliGemmaConfig, ctc: CtcSettings | None = None):
@@ -408,6 +421,16 @@ def run_training(
 
         init_params = _init_from_checkpoint(run["init_from"], config, run.get("vocab", "keep"))
         init_params = with_ctc_head(init_params, config, ctc, jax.random.PRNGKey(cfg.seed + 1))
+    from omrgemma import lora as lora_fns
+
+    lora = lora_settings(run)
+    if lora.enabled:  # train {"base": frozen, "lora": factors}
+        import jax
+
+        fns = lora_fns.wrap_model_fns(fns, lora)
+        cfg = dataclasses.replace(cfg, freeze=lora.frozen_pattern)
+        if init_params is not None:
+            init_params = lora_fns.with_lora(init_params, lora, jax.random.PRNGKey(cfg.seed + 2))
 
     def make_data(position: int):
         if position % spec.batch_size:
@@ -418,6 +441,8 @@ def run_training(
         )  # fmt: skip
 
     evaluator = heldout_evaluator(run_dir, run, config, fns, encoder, min(cfg.batch_size, 32))
+    if lora.enabled:
+        evaluator.transcribe = lora_fns.on_merged(evaluator.transcribe, lora)
     train(
         run_dir=run_dir, model=fns, make_data=make_data, cfg=cfg, resume=resume,
         max_steps=steps, max_minutes=minutes, evaluator=evaluator,
@@ -485,7 +510,9 @@ def adapt_vocabulary(params: dict, vocab_size: int, rng, *, keep_rows: bool) -> 
 def export_model(
     run_dir: Path, out_dir: Path, *, card: str | None = None, force: bool = True
 ) -> Path:
-    """Write the latest checkpoint of `run_dir` as a model directory with bfloat16 weights."""
+    """Write the latest checkpoint of `run_dir` as a model directory with bfloat16 weights
+    (a LoRA run's factors merged into them)."""
+    import jax
     import jax.numpy as jnp
     from safetensors.numpy import load_file
 
@@ -507,7 +534,14 @@ def export_model(
         node = params
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = jnp.asarray(value, jnp.bfloat16)
+        node[leaf] = value
+    lora = lora_settings(run)
+    if lora.enabled:  # W + scale * A @ B in float32, then the CTC head left out as above
+        from omrgemma.lora import merge
+
+        params = merge(params["base"], params["lora"], lora)
+        params.pop("ctc", None)
+    params = jax.tree.map(lambda x: jnp.asarray(x, jnp.bfloat16), params)
     return save_model_dir(
         out_dir, params, config, tokenizer=run_dir / "tokenizer.model",
         card=card or model_card(run_dir), force=force,
@@ -590,6 +624,7 @@ def model_card(run_dir: Path) -> str:
         "",
         "## Training so far",
         "",
+        *_origin_lines(run),
         f"- steps {meta['step']}, samples seen {meta['data_position']}, batch "
         f"{run['train']['batch_size']}, AdamW peak LR {run['train']['learning_rate']}, warm-up "
         f"{run['train']['warmup_steps']} steps, label smoothing {run['train']['label_smoothing']}",
@@ -637,6 +672,23 @@ def model_card(run_dir: Path) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _origin_lines(run: dict) -> list[str]:
+    """Where the weights started and the training-only losses, for the model card."""
+    lines = []
+    if run.get("init_from"):
+        lines.append(
+            f"- started from `{run['init_from']}` (its weights; the position table resampled "
+            "when the input size differs), not from random weights"
+        )
+    ctc = ctc_settings(run)
+    if ctc.enabled:
+        lines.append(
+            f"- auxiliary CTC loss on the image tokens, weight {ctc.weight}, {ctc.upsample} frames "
+            "per patch column (`omrgemma/ctc.py`; training only, not part of the exported model)"
+        )
+    return lines
 
 
 def _count_params(config: PaliGemmaConfig) -> int:
