@@ -53,6 +53,21 @@ from omrgemma.errors import UsageError
     help="Weight of the training-only CTC loss on the image tokens (0: off).",
 )
 @click.option("--ctc-upsample", default=4, show_default=True, help="CTC frames per patch column.")
+@click.option(
+    "--lora-rank",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="With --init-from: train rank-N LoRA factors of the decoder's attention and MLP "
+    "weights, the checkpoint frozen (0: fine-tune every weight). Export merges them.",
+)
+@click.option(
+    "--lora-alpha",
+    type=click.FloatRange(min=0, min_open=True),
+    default=16.0,
+    show_default=True,
+    help="LoRA updates are alpha/rank * A @ B.",
+)
 @click.option("--batch-size", type=int, default=None, help="Examples per step [new runs: 16].")
 @click.option("--lr", "learning_rate", default=1e-3, show_default=True)
 @click.option("--warmup", default=100, show_default=True, help="Warm-up steps.")
@@ -88,7 +103,8 @@ from omrgemma.errors import UsageError
 def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: int | None,
             measures: str,
             init_from: Path | None, tokenizer: str, image_size: str | None, ctc_weight: float,
-            ctc_upsample: int, batch_size: int, learning_rate: float, warmup: int,
+            ctc_upsample: int, lora_rank: int, lora_alpha: float,
+            batch_size: int, learning_rate: float, warmup: int,
             total_steps: int, freeze: str | None, minutes: float | None, steps: int | None,
             workers: int, checkpoint_every: float, eval_every: float, seed: int, fsdp: bool,
             prepare_only: bool,
@@ -103,12 +119,14 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
     Examples:
       omrgemma train runs/small --minutes 60
       omrgemma train runs/small --resume --minutes 60
+      omrgemma train runs/ft --init-from models/paligemma2-3b-pt-224 --lora-rank 16
       omrgemma train runs/small --export models/omrgemma-small --card card.md
     """
     from rich.console import Console
 
     from omrgemma import train_run
     from omrgemma.ctc import CtcSettings
+    from omrgemma.lora import LoraSettings
     from omrgemma.settings import data_dir
     from omrgemma.train import TrainConfig
 
@@ -123,6 +141,10 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
             raise UsageError(
                 f"unknown preset {preset!r}", hint=f"one of {sorted(train_run.PRESETS)}"
             )
+        if lora_rank and init_from is None:
+            raise UsageError("--lora-rank adapts a trained model", hint="add --init-from MODEL")
+        if lora_rank and freeze:
+            raise UsageError("--lora-rank freezes the checkpoint itself", hint="drop --freeze")
         low, _, high = measures.partition("-")
         cfg = TrainConfig(
             batch_size=batch_size or 16, learning_rate=learning_rate, warmup_steps=warmup,
@@ -142,6 +164,7 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
             run_dir, model=model, data=data, train=cfg, data_dir=data_dir(),
             init_from=str(init_from) if init_from else None, vocab_size=vocab_size,
             tokenizer=tokenizer, ctc=CtcSettings(weight=ctc_weight, upsample=ctc_upsample),
+            lora=LoraSettings(rank=lora_rank, alpha=lora_alpha),
         )  # fmt: skip
         if prepare_only:
             return
