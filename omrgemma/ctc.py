@@ -18,6 +18,8 @@ single staff often holds a note and its beam or accidental, and kern pieces are 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jax
@@ -35,10 +37,23 @@ class CtcSettings:
     upsample: int = 4
     bottleneck: int = 64
     blank: int = 0  # the pad id of both tokenizers
+    # Target ids CTC does not ask for: pieces with no ink of their own (see `invisible_ids`).
+    skip: tuple[int, ...] = ()
 
     @property
     def enabled(self) -> bool:
         return self.weight > 0
+
+
+# Layout and bookkeeping pieces: line and field separators, the spine header and terminator,
+# spine manipulators, staff assignments, and the meter symbol (verovio shows either it or the
+# numeric meter, so the numeric `*M` piece stands for the printed meter).
+INVISIBLE = re.compile(r"[\t\n]|\*\*.*|\*-|\*[v^x+]|\*staff\d*|\*met\(.*")
+
+
+def invisible_ids(pieces: Sequence[str], eos: int) -> tuple[int, ...]:
+    """Ids of the pieces that `INVISIBLE` matches, and <eos>: what CTC must not read."""
+    return tuple(sorted({i for i, p in enumerate(pieces) if INVISIBLE.fullmatch(p)} | {eos}))
 
 
 def frames(config: PaliGemmaConfig, settings: CtcSettings) -> int:
@@ -89,9 +104,12 @@ def ctc_loss(
     """Mean over examples of the CTC loss per target token (so it is on the scale of the NLL).
 
     logits f32[B, F, V]; targets int32[B, T] and weights f32[B, T] as in `train.loss_fn` (the
-    suffix and <eos>). Targets longer than F frames cannot be aligned: their loss is dropped
-    (optax returns a huge value for them) instead of blowing up the gradient.
+    suffix and <eos>); ids in `settings.skip` are left out of the CTC target. Targets longer
+    than F frames cannot be aligned: their loss is dropped (optax returns a huge value for them)
+    instead of blowing up the gradient.
     """
+    if settings.skip:
+        weights = weights * ~jnp.isin(targets, jnp.asarray(settings.skip, targets.dtype))
     labels, paddings = left_align(targets, weights)
     n_frames = logits.shape[1]
     logit_paddings = jnp.zeros(logits.shape[:2], jnp.float32)

@@ -178,7 +178,7 @@ def prepare_run(
         "train": dataclasses.asdict(train),
         "init_from": init_from,
         "vocab": vocab_mode,
-        "ctc": dataclasses.asdict(ctc or CtcSettings()),
+        "ctc": dataclasses.asdict(_with_invisible_ids(ctc or CtcSettings(), run_dir)),
         "lora": dataclasses.asdict(lora),
         "pool_size": len(pool),
         "train_movements": len(train_files),
@@ -255,9 +255,23 @@ class SentencePieceEncoder:
         )
 
 
+def _with_invisible_ids(ctc: CtcSettings, run_dir: Path) -> CtcSettings:
+    """The run's tokenizer's invisible pieces as the CTC head's `skip` (unless given)."""
+    if not ctc.enabled or ctc.skip:
+        return ctc
+    from omrgemma.ctc import invisible_ids
+    from omrgemma.kerntok import load_processor
+
+    sp = load_processor((run_dir / "tokenizer.model").read_bytes())
+    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    return dataclasses.replace(ctc, skip=invisible_ids(pieces, sp.eos_id()))
+
+
 def ctc_settings(run: dict) -> CtcSettings:
     """The run's auxiliary CTC head (off for runs prepared before it existed)."""
-    return CtcSettings(**run.get("ctc", {}))
+    raw = dict(run.get("ctc", {}))
+    raw["skip"] = tuple(raw.get("skip", ()))
+    return CtcSettings(**raw)
 
 
 def lora_settings(run: dict) -> LoraSettings:

@@ -145,3 +145,18 @@ def test_a_checkpoint_moves_to_a_new_input_size_by_resampling_positions():
     config = dataclasses.replace(TINY, image_size=(28, 56))
     images = jnp.zeros((1, 28, 56, 3))
     assert pg.encode_image(wide, config, images).shape == (1, 8, TINY.text.width)
+
+
+def test_invisible_pieces_are_left_out_of_the_ctc_target():
+    pieces = ["<pad>", "<eos>", "<bos>", "<unk>", "\t", "\n", "**kern", "*-", "*staff2", "*clefG2",
+              "*M3/4", "*met(c|)", "*^", "4cc", "=", "*k[f#]"]  # fmt: skip
+    skip = ctc.invisible_ids(pieces, eos=1)
+    assert [pieces[i] for i in skip] == ["<eos>", "\t", "\n", "**kern", "*-", "*staff2",
+                                         "*met(c|)", "*^"]  # fmt: skip
+    # frames reading only "4cc =" fit a target that also holds newlines, header and <eos>
+    frames = jnp.asarray(np.eye(16)[[13, 0, 14]] * 30.0, jnp.float32)[None]
+    targets = jnp.asarray([[6, 5, 13, 5, 14, 5, 7, 5, 1]])
+    weights = jnp.ones(targets.shape, jnp.float32)
+    settings = CtcSettings(weight=1.0, skip=skip)
+    assert float(ctc.ctc_loss(frames, targets, weights, settings)) < 1e-3
+    assert float(ctc.ctc_loss(frames, targets, weights, CtcSettings(weight=1.0))) == 0.0  # dropped
