@@ -6,11 +6,14 @@
 
 The runner knows nothing about models: anything with `predict(images) -> list[str]` is a
 `Predictor`. `--model DIR` loads `omrgemma.recognizer.load_recognizer(DIR)` lazily, so JAX is
-imported only when a real model runs. Two baselines give the floor every model must beat:
+imported only when a real model runs; a model that reads one staff is wrapped by
+`omrgemma.pipeline.staves.system_reader`, so it reads each test system staff by staff and is
+scored on the joined kern. Two baselines give the floor every model must beat:
 - `baseline:empty` predicts the empty string for every system;
 - `baseline:common` predicts the most common training system: the most frequent snippet (after
   the metrics' measure-number normalisation) among the training piano movements cut into
-  1-8-measure chunks, as the grandstaff-like set is cut.
+  1-8-measure chunks, as the grandstaff-like set is cut (for the single-staff set: the training
+  movements of its collections in 1-4-measure chunks).
 
 Per example: edit counts (see `omrgemma.metrics`), note counts (when `music=True`), `valid` (the
 prediction has no `omrgemma.kern.validate` error) and `converts` (converter21 reads it and
@@ -51,45 +54,58 @@ class ConstantPredictor:
         return [self.text] * len(images)
 
 
-def most_common_training_system(data: Path, *, seed: int = 0) -> str:
-    """The most frequent normalised 1-8-measure snippet of the training piano movements."""
+def most_common_training_system(data: Path, *, seed: int = 0, set_name: str = "") -> str:
+    """The most frequent normalised snippet of the training movements of a test set's sources:
+    the piano collections in 1-8-measure chunks, or (`set_name="single-staff"`) the single-staff
+    collections in 1-4-measure chunks."""
+    from omrgemma.data import testsets
     from omrgemma.data.snippets import CutError, cut_by_measures
     from omrgemma.data.split import kern_relpath, train_files
-    from omrgemma.data.testsets import MEASURES, example_seed
 
     piano = Path(data) / "kern" / "piano"
-    collections = (
-        sorted(f"piano/{d.name}" for d in piano.iterdir() if d.is_dir()) if piano.is_dir() else []
-    )
+    if set_name == "single-staff":
+        collections = list(testsets.SINGLE_STAFF_COLLECTIONS)
+        measures = testsets.SINGLE_STAFF_MEASURES
+    else:
+        collections = (
+            sorted(f"piano/{d.name}" for d in piano.iterdir() if d.is_dir())
+            if piano.is_dir()
+            else []
+        )
+        measures = testsets.MEASURES
     counts: Counter[str] = Counter()
     for path in train_files(data, collections):
         text = path.read_text(encoding="utf-8", errors="replace")
         try:
             snippets = cut_by_measures(
-                text, example_seed(seed, kern_relpath(path)), measures=MEASURES
+                text, testsets.example_seed(seed, kern_relpath(path)), measures=measures
             )
         except CutError:
             continue
         counts.update(metrics.normalize(s.kern) for s in snippets)
     if not counts:
-        raise ModelError("no training movements to take the common system from", path=piano)
+        raise ModelError(
+            "no training movements to take the common system from", path=Path(data) / "kern"
+        )
     return counts.most_common(1)[0][0]
 
 
 BASELINES = ("baseline:empty", "baseline:common")
 
 
-def load_predictor(spec: str, *, data: Path | None = None) -> Predictor:
-    """`baseline:empty`, `baseline:common`, or a model folder (via `omrgemma.recognizer`)."""
+def load_predictor(spec: str, *, data: Path | None = None, set_name: str = "") -> Predictor:
+    """`baseline:empty`, `baseline:common` (for the test set `set_name`), or a model folder (via
+    `omrgemma.recognizer`; a staff model wrapped to read whole systems)."""
     if spec == "baseline:empty":
         return ConstantPredictor("")
     if spec == "baseline:common":
         from omrgemma.settings import data_dir
 
-        return ConstantPredictor(most_common_training_system(data or data_dir()))
+        return ConstantPredictor(most_common_training_system(data or data_dir(), set_name=set_name))
     if spec.startswith("baseline:"):
         raise ModelError(f"unknown baseline {spec!r}", hint=f"choose from {', '.join(BASELINES)}")
     try:
+        from omrgemma.pipeline.staves import system_reader
         from omrgemma.recognizer import load_recognizer
     except ImportError as exc:
         raise ModelError(
@@ -97,7 +113,7 @@ def load_predictor(spec: str, *, data: Path | None = None) -> Predictor:
             path=spec,
             hint=f"omrgemma.recognizer cannot be imported ({exc}); try --model baseline:empty",
         ) from exc
-    return load_recognizer(Path(spec))
+    return system_reader(load_recognizer(Path(spec)))
 
 
 # --- scoring ------------------------------------------------------------------------------------

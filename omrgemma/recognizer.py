@@ -16,6 +16,12 @@ architecture only, so these cannot live there.
 A directory holding several resolutions keeps each in a subfolder named by it (`224/`, `448/`);
 `resolution=` picks one. Inputs may be non-square (`image_size` (height, width) in the config, e.g.
 64 x 512 for one staff): every image is fitted into that shape with its aspect kept.
+
+`Recognizer.unit` says what one image is: "system", or "staff" for a model that reads one staff
+(`"unit"` in `inference.json`, else "staff" when the input's height * 4 <= its width, as for
+64 x 512). The recognizer itself always reads what it is given;
+`omrgemma.pipeline.staves.system_reader` wraps a staff model so that it reads whole systems
+(split into staves, joined back), which is how `transcribe` and `evaluate` use it.
 """
 
 from __future__ import annotations
@@ -25,15 +31,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from omrgemma.errors import ModelError, UsageError
 
+if TYPE_CHECKING:
+    from omrgemma.kern.problems import Problem
+
 DEFAULT_MAX_NEW_TOKENS = 1024
 INFERENCE_FILE = "inference.json"
 Device = Literal["auto", "cpu", "gpu", "tpu"]
+Unit = Literal["system", "staff"]
+UNITS: tuple[Unit, ...] = ("system", "staff")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,6 +55,11 @@ class SystemResult:
     f32[len(tokens)], log p of each token. pieces: the text of each token, so that
     `"".join(pieces) == kern` and each token can be traced to the line it wrote.
     finished: the model stopped with EOS (False: cut at the token budget).
+
+    A system read staff by staff (`omrgemma.pipeline.staves`) keeps each staff's own result in
+    `staves` (top to bottom); its `kern` is their join, its tokens, log-probabilities and pieces
+    are theirs in turn (so its pieces join to the staves' texts, not to `kern`), and `problems`
+    are the join's (`omrgemma.kern.join`: a staff padded with rests), lines of `kern`.
     """
 
     kern: str
@@ -51,6 +67,8 @@ class SystemResult:
     token_logprobs: np.ndarray
     pieces: tuple[str, ...]
     finished: bool = True
+    staves: tuple[SystemResult, ...] = ()
+    problems: tuple[Problem, ...] = ()
 
 
 @dataclass(kw_only=True)
@@ -69,6 +87,7 @@ class Recognizer:
     max_new_tokens: int
     image_size: int | tuple[int, int]  # the model input: a side, or (height, width)
     device: str
+    unit: Unit = "system"  # what one input image holds
     timings: dict[str, float] = field(default_factory=lambda: {"model": 0.0})
 
     def predict(self, images: Sequence[np.ndarray]) -> list[str]:
@@ -166,6 +185,23 @@ def to_model_input(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray
     return fit_to(image.astype(np.uint8), size)[0]
 
 
+def model_unit(
+    image_size: int | tuple[int, int], declared: object = None, *, path: Path | None = None
+) -> Unit:
+    """What one image of a model holds: `declared` ("system" or "staff", from `inference.json`)
+    when given, else "staff" for an input at least four times wider than high (64 x 512)."""
+    if declared is not None:
+        if declared not in UNITS:
+            raise ModelError(
+                f"unknown unit {declared!r} in {INFERENCE_FILE}",
+                path=path,
+                hint='write "unit": "system" or "unit": "staff"',
+            )
+        return declared  # type: ignore[return-value]
+    height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
+    return "staff" if height * 4 <= width else "system"
+
+
 def load_tokenizer(path: Path):
     """`omrgemma.tokenizer.Tokenizer` from a model's `tokenizer.model`."""
     from omrgemma.tokenizer import Tokenizer
@@ -258,4 +294,5 @@ def load_recognizer(
         max_new_tokens=max_new_tokens or int(extra.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)),
         image_size=loaded.config.image_size,
         device=str(chosen.platform),
+        unit=model_unit(loaded.config.image_size, extra.get("unit"), path=folder / INFERENCE_FILE),
     )

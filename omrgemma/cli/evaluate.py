@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-SETS = ("grandstaff-like", "camera-like", "real-scans")
+SETS = ("grandstaff-like", "camera-like", "real-scans", "single-staff")  # testsets.SET_NAMES
 
 
 @click.command("evaluate")
@@ -22,7 +22,8 @@ SETS = ("grandstaff-like", "camera-like", "real-scans")
     "--limit", type=click.IntRange(min=1), default=None, help="Score only the first N systems."
 )
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Corpora folder with kern/piano/COLLECTION/*.krn and scans/COLLECTION/*.pdf.")  # fmt: skip
+              help="Corpora folder with kern/piano/COLLECTION/*.krn and scans/COLLECTION/*.pdf "
+                   "(single-staff: kern/mono/..., kern/polish-scores/1-staff, ...).")  # fmt: skip
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed for cutting and augmentation."
 )
@@ -37,12 +38,14 @@ def command(model, set_name, limit, data, seed, json_path, examples_dir, batch_s
 
     Prints a table of CER/SER/LER (SMT's definitions, %), note precision/recall/F1, the share of
     predictions that validate and that convert to MusicXML, overall and per collection.
+    A model that reads one staff reads each system staff by staff (the staves' kern joined).
 
     \b
     Examples:
       omrgemma evaluate --model baseline:empty --set grandstaff-like --limit 200
       omrgemma evaluate --model models/omr-small --set real-scans --json report.json
       omrgemma evaluate --model baseline:common --examples worst/
+      omrgemma evaluate --model models/omr-staff --set single-staff
     """
     from rich.console import Console
     from rich.progress import Progress
@@ -54,14 +57,16 @@ def command(model, set_name, limit, data, seed, json_path, examples_dir, batch_s
     from omrgemma.settings import data_dir
 
     data = data or data_dir()
-    if not (data / "kern" / "piano").is_dir():
+    source = testsets.source_folder(set_name, data)
+    if not source.is_dir():
+        folder = source.relative_to(data).as_posix()
         raise UsageError(
-            "no kern/piano folder",
+            f"no {folder} folder",
             path=data,
-            hint="pass --data DIR holding kern/piano/COLLECTION/*.krn",
+            hint=f"pass --data DIR holding {folder}/COLLECTION/*.krn",
         )
     err = Console(stderr=True)
-    predictor = load_predictor(model, data=data)
+    predictor = load_predictor(model, data=data, set_name=set_name)
     build_report = testsets.BuildReport()
     examples = testsets.build(set_name, data, seed=seed, limit=limit, report=build_report)
     with Progress(console=err, transient=True) as progress:

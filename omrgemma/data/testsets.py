@@ -1,4 +1,4 @@
-"""The three evaluation sets, built on the fly from the corpora (nothing is copied into the repo).
+"""The evaluation sets, built on the fly from the corpora (nothing is copied into the repo).
 
     for example in grandstaff_like(data_dir(), seed=0):   # Example(id, collection, image, kern)
         ...
@@ -12,6 +12,11 @@
   movement is used only when it has break marks and the detected system count over all its pages
   equals the kern's; the others are reported in `RealScanReport.skipped` and left out, never
   guessed.
+- single-staff: held-out movements of the single-staff collections a staff model trains on
+  (`SINGLE_STAFF_COLLECTIONS`, the same as `omrgemma.train_run.DATASETS["single"]`), cut into
+  chunks of 1-4 measures (seeded per movement), at most `SINGLE_STAFF_PER_MOVEMENT` chunks of
+  each movement (a seeded choice, so long parts do not crowd out short songs), engraved one
+  staff per image like grandstaff-like.
 
 Examples come sorted by movement, then by system. Ids are `COLLECTION/NAME.krn#INDEX` (INDEX
 0-based), stable for a given seed and data folder.
@@ -32,9 +37,16 @@ from omrgemma.data.render import DEFAULT, RenderOptions, SafeRenderer
 from omrgemma.data.snippets import CutError, count_break_marks, cut_at_breaks, cut_by_measures
 from omrgemma.data.split import kern_relpath, test_files
 
-SetName = Literal["grandstaff-like", "camera-like", "real-scans"]
-SET_NAMES: tuple[SetName, ...] = ("grandstaff-like", "camera-like", "real-scans")
+SetName = Literal["grandstaff-like", "camera-like", "real-scans", "single-staff"]
+SET_NAMES: tuple[SetName, ...] = ("grandstaff-like", "camera-like", "real-scans", "single-staff")
 MEASURES = (1, 8)
+# Monophonic songs and the Polish and Chopin single-staff parts (collections of `split`).
+SINGLE_STAFF_COLLECTIONS = (
+    "mono/creighton-nova-scotia", "mono/densmore-teton-sioux", "mono/foster-songs",
+    "mono/schubert-songs", "polish-scores/1-staff", "chopin-first-editions/1-staff",
+)  # fmt: skip
+SINGLE_STAFF_MEASURES = (1, 4)
+SINGLE_STAFF_PER_MOVEMENT = 4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,6 +172,70 @@ def camera_like(
         yield Example(id=example.id, collection=example.collection, image=image, kern=example.kern)
 
 
+# --- single staff -------------------------------------------------------------------------------
+
+
+def single_staff_movements(data: Path) -> list[Path]:
+    """Held-out movements of the single-staff collections present in `data`."""
+    return test_files(data, list(SINGLE_STAFF_COLLECTIONS))
+
+
+def single_staff_systems(
+    data: Path, *, seed: int = 0, report: BuildReport | None = None
+) -> list[SystemRef]:
+    """The kern side of single-staff: up to `SINGLE_STAFF_PER_MOVEMENT` 1-4-measure chunks of
+    every held-out single-staff movement, in movement then chunk order."""
+    report = report if report is not None else BuildReport()
+    systems: list[SystemRef] = []
+    for path in single_staff_movements(data):
+        relpath = kern_relpath(path)
+        report.movements += 1
+        try:
+            snippets = cut_by_measures(
+                path.read_text(encoding="utf-8", errors="replace"),
+                example_seed(seed, relpath),
+                measures=SINGLE_STAFF_MEASURES,
+            )
+        except CutError as exc:
+            report.cut_failures.append(f"{relpath}: {exc}")
+            continue
+        snippets = [s for s in snippets if s.measures >= 1]
+        if any(s.kern.split("\n", 1)[0] != "**kern" for s in snippets):
+            report.skipped.append((relpath, "more than one **kern spine"))
+            continue
+        count = min(SINGLE_STAFF_PER_MOVEMENT, len(snippets))
+        chosen = example_seed(seed, "single-staff/" + relpath).choice(
+            len(snippets), size=count, replace=False
+        )
+        collection = relpath.rpartition("/")[0]
+        systems += [
+            SystemRef(id=f"{relpath}#{s.index}", collection=collection, kern=s.kern)
+            for s in (snippets[i] for i in sorted(chosen))
+        ]
+    return systems
+
+
+def single_staff(
+    data: Path,
+    *,
+    seed: int = 0,
+    limit: int | None = None,
+    options: RenderOptions = DEFAULT,
+    workers: int = 1,
+    report: BuildReport | None = None,
+) -> Iterator[Example]:
+    """Clean one-staff renders of the held-out single-staff systems (the first `limit`)."""
+    report = report if report is not None else BuildReport()
+    systems = single_staff_systems(data, seed=seed, report=report)[:limit]
+    for system, image in _rendered(systems, report, options, workers):
+        yield Example(id=system.id, collection=system.collection, image=image, kern=system.kern)
+
+
+def source_folder(name: SetName, data: Path) -> Path:
+    """The folder of `data` a set is built from (to tell a user which one is missing)."""
+    return Path(data) / "kern" if name == "single-staff" else Path(data) / "kern" / "piano"
+
+
 # --- real scans ---------------------------------------------------------------------------------
 
 
@@ -252,4 +328,6 @@ def build(
         return camera_like(data, seed=seed, limit=limit, workers=workers, report=report)
     if name == "real-scans":
         return real_scans(data, limit=limit, report=report)
+    if name == "single-staff":
+        return single_staff(data, seed=seed, limit=limit, workers=workers, report=report)
     raise ValueError(f"unknown test set {name!r}; choose from {', '.join(SET_NAMES)}")

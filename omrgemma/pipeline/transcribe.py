@@ -4,7 +4,9 @@
 
 The steps, each its own function so a batch can run them in different places:
 1. `analysis.analyze_input`: pages, systems, crops (CPU; a worker process in a batch);
-2. `Recognizer.recognize`: kern and token log-probabilities per system (the model);
+2. `Recognizer.recognize`: kern and token log-probabilities per system (the model); a model
+   that reads one staff gets each system split into staves and the staves' kern joined
+   (`omrgemma.pipeline.staves.system_reader`), system crops then cut at twice its width;
 3. `assemble`: per system repair, validation and confidence, then `stitch` into one score with
    low-confidence measures and unfixed problems marked as `!!omrgemma:` comments;
 4. `write_score`: `NAME.krn` always, the other formats through `omrgemma.kern.convert`, the
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from omrgemma.io import check_writable, write_atomic
 from omrgemma.kern.parse import Kind, parse
 from omrgemma.pipeline import confidence as conf
 from omrgemma.pipeline.analysis import InputAnalysis, analyze_input
+from omrgemma.pipeline.staves import joined_measure_confidence, problem_line, system_reader
 from omrgemma.pipeline.stitch import SystemKern, recip, stitch
 
 SIDECAR_SUFFIX = ".omrgemma.json"
@@ -36,6 +39,8 @@ DEFAULT_FORMATS = ("krn", "musicxml", "midi")
 # Problems that are normal in one system cut from a score: the stitched score is checked for them.
 _JOIN_CODES = frozenset({"missing-terminator", "tie-unclosed", "tie-unopened", "slur-unclosed",
                          "slur-unopened"})  # fmt: skip
+# Problems reported but converted as written (the kern is valid; nothing to replace by rests).
+_KEPT_CODES = frozenset({"layout", "cut-off", "staff-measures"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,6 +93,7 @@ class AssembledScore:
 def transcribe_file(path: Path, recognizer, out_dir: Path, options: TranscribeOptions,
                     *, stem: str | None = None) -> ScoreReport:  # fmt: skip
     """Every step for one input; raises the input's `OmrError` when it yields no music."""
+    recognizer = system_reader(recognizer)
     analysis = analyze_input(path, target=recognizer.image_size, pages=options.pages,
                              dpi=options.dpi)  # fmt: skip
     began = time.perf_counter()
@@ -129,12 +135,16 @@ def assemble(analysis: InputAnalysis, results: list, *, low_confidence: float) -
     systems, texts, problems, low, logprobs = [], [], [], [], []
     for crop, result in zip(analysis.systems, results, strict=True):
         text, fixes = repair(result.kern)
-        spans = conf.token_spans(result.pieces)
-        scores = conf.measure_confidence(result.kern, spans, result.token_logprobs)
+        if result.staves:  # read staff by staff: each measure as sure as its least sure staff
+            scores = joined_measure_confidence(result)
+        else:
+            spans = conf.token_spans(result.pieces)
+            scores = conf.measure_confidence(result.kern, spans, result.token_logprobs)
         if text != result.kern:  # repair moved lines: score the repaired text's measures alike
             scores = _rescore(text, scores)
         doc = parse(text)
         found = [p for p in validate(doc) if p.severity == "error" and p.code not in _JOIN_CODES]
+        found += [replace(p, line=problem_line(result, p, text)) for p in result.problems]
         located = [_problem(crop.number, _measure_of(doc, p.line), p) for p in found]
         if not doc.measures:
             located.append({"system": crop.number, "measure": None, "line": None,
@@ -159,7 +169,7 @@ def assemble(analysis: InputAnalysis, results: list, *, low_confidence: float) -
             "confidence": round(conf.system_confidence(result.token_logprobs), 4),
             "measures": [{"measure": s.measure, "p": round(s.p, 4)} for s in scores],
             "problems": located,
-        })  # fmt: skip
+        } | ({"staves": [s.kern for s in result.staves]} if result.staves else {}))  # fmt: skip
     stitched = stitch(texts)
     for message in stitched.problems:
         number = int(message.split()[1].rstrip(":"))
@@ -167,7 +177,7 @@ def assemble(analysis: InputAnalysis, results: list, *, low_confidence: float) -
                          "message": message})  # fmt: skip
     for entry in low:
         entry["score_measure"] = stitched.first_measure[entry["system"] - 1] + entry["measure"] - 1
-    bad = {p["system"] for p in problems if p["code"] not in ("layout", "cut-off")}
+    bad = {p["system"] for p in problems if p["code"] not in _KEPT_CODES}
     mean = float(sum(logprobs) / len(logprobs)) if logprobs else None
     return AssembledScore(
         kern=stitched.text,

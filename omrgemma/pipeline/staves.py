@@ -1,0 +1,325 @@
+"""Systems read staff by staff: split a system image into staves, read each, join the kern.
+
+A staff-level model (input height * 4 <= width, e.g. 64 x 512, or `"unit": "staff"` in the model
+folder's `inference.json`; see `omrgemma.recognizer.model_unit`) reads one staff per image. Page
+analysis and the test sets hand out whole systems, so `system_reader` wraps such a recognizer:
+
+    reader = system_reader(recognizer)         # the recognizer itself when it reads systems
+    results = reader.recognize(system_images)  # one SystemResult per system, spines joined
+
+For each system image, `split_staves` finds the staves with `omrgemma.image.staves` and cuts one
+image per staff, top to bottom; every staff of every system goes to the model in one call
+(batched by the recognizer); `omrgemma.kern.join.join_staves` joins each system's staves into
+one kern with the lowest staff as the first spine. A system with one staff (or none found) is
+read whole and passes through unchanged.
+
+Confidence: a joined result keeps each staff's own result in `SystemResult.staves`;
+`joined_measure_confidence` scores measure k of the system as the lowest of the staves' scores
+for their measure k (a measure padded with rests takes the staves that have it), so a measure is
+as trustworthy as its least trustworthy staff. The joined result's `token_logprobs` are all the
+staves' tokens, so the system's and the score's mean confidence cover every token read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from omrgemma.image.layout import Staff
+from omrgemma.kern.parse import Kind, parse
+from omrgemma.pipeline import confidence as conf
+from omrgemma.recognizer import SystemResult
+
+# Staff spacings (pixels) below this are searched on an enlarged copy, as page analysis does.
+_MIN_SPACING = 10.0
+_STRETCH = 2  # x stretch for the staff search (see find_system_staves)
+_BACKGROUND = 15  # pixels: the neighbourhood whose lightest pixel is the paper
+_CONTRAST_SHARE = 0.15  # of the 99.5th percentile contrast: ink
+_MIN_CONTRAST = 8  # grey levels: never ink below this (paper texture, JPEG noise)
+_MIN_COVERAGE = 0.3  # a staff's lines must have ink in this share of the columns
+_RELATIVE_COVERAGE = 0.5  # ... and in half as many as the best staff of the system
+
+
+def split_staves(system: np.ndarray) -> list[np.ndarray]:
+    """uint8[H, W] system image (0 = black) -> one uint8[h, w] image per staff, top to bottom.
+
+    Staves come from `find_system_staves`. Neighbouring staves are cut halfway across the gap
+    between them, so ledger lines on either side stay with their staff; the outer staves keep a
+    whole gap above (below) them, within the image. Each cut is trimmed of white borders as
+    training renders are (`trim_white`). Fewer than two staves found: the image itself, uncut.
+    """
+    gray = _gray(system)
+    staves = find_system_staves(gray)
+    if len(staves) < 2:
+        return [system]
+    from omrgemma.data.kern_examples import trim_white
+
+    height, width = gray.shape
+    gaps = [lower.top - upper.bottom for upper, lower in zip(staves[:-1], staves[1:], strict=True)]
+    outer = float(np.mean(gaps))
+    first, last = staves[0], staves[-1]
+    # cut rows: above the first staff, halfway across each gap, below the last staff; a slanted
+    # staff reaches further at its ends
+    cuts = [int(np.floor(first.top - outer - abs(first.slope) * width / 2))]
+    cuts += [round((a.bottom + b.top) / 2) for a, b in zip(staves[:-1], staves[1:], strict=True)]
+    cuts += [int(np.ceil(last.bottom + outer + abs(last.slope) * width / 2)) + 1]
+    crops = []
+    for y0, y1 in zip(cuts[:-1], cuts[1:], strict=True):
+        crops.append(trim_white(np.ascontiguousarray(gray[max(0, y0) : min(height, y1)])))
+    return crops
+
+
+def find_system_staves(gray: np.ndarray) -> list[Staff]:
+    """The staves of one system image (uint8[H, W] grey), top to bottom, in its pixels.
+
+    `omrgemma.image.staves.find_staves` is made for pages; a lone system, rendered small or
+    photographed, needs three things more:
+    - ink from local contrast (darker than the brightest pixel nearby by a share of the image's
+      strongest contrast), so faint, blurred or unevenly lit staff lines are kept;
+    - the search is run on the ink stretched `_STRETCH` times along x, which lengthens the
+      lines of a narrow system past the finder's minimum and flattens residual slants; and once
+      more, stretched further, on the ink without its thick strokes (beams, noteheads, stems),
+      which a row of close beams can otherwise turn into a staff that hides a real one;
+    - every staff found is scored by its line coverage (the share of columns where at least four
+      of its five lines have ink); staves below half the best are ledger lines or beams, and of
+      two that overlap the better covered one is kept.
+    """
+    import cv2
+
+    from omrgemma.image.staves import find_staves, staff_metrics
+
+    scale = 1.0
+    ink = _contrast_ink(gray)
+    thickness, spacing = staff_metrics(_long_lines(ink))
+    if spacing < _MIN_SPACING:  # lines a pixel thin: look on an enlarged copy, as pages do
+        scale = min(_MIN_SPACING * 1.5 / spacing, 4.0)
+        size = (round(gray.shape[1] * scale), round(gray.shape[0] * scale))
+        ink = _contrast_ink(cv2.resize(gray, size, interpolation=cv2.INTER_LINEAR))
+        thickness, spacing = thickness * scale, spacing * scale  # noise would mislead a re-count
+    tall = max(3, round(2 * thickness + 2))
+    thick = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((tall, 1), np.uint8))
+    found: list[tuple[float, Staff]] = []
+    for mask, stretch in ((ink, _STRETCH), (ink & (1 - thick), _STRETCH + 1)):
+        wide = cv2.resize(mask, (mask.shape[1] * stretch, mask.shape[0]),
+                          interpolation=cv2.INTER_NEAREST)  # fmt: skip
+        for staff in find_staves(wide, spacing=spacing, thickness=thickness):
+            staff = _unstretched(staff, stretch)
+            found.append((_coverage(ink, staff), staff))
+    best = max((c for c, _ in found), default=0.0)
+    kept: list[Staff] = []
+    for cover, staff in sorted(found, key=lambda item: -item[0]):
+        if cover < max(_MIN_COVERAGE, _RELATIVE_COVERAGE * best):
+            break
+        if all(abs(staff.top - other.top) > 4.5 * spacing for other in kept):
+            kept.append(staff)
+    return sorted((_scaled(s, 1 / scale) for s in kept), key=lambda s: s.top)
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 3:
+        image = image[..., :3].mean(axis=-1).round()
+    return image.astype(np.uint8)
+
+
+def _contrast_ink(gray: np.ndarray) -> np.ndarray:
+    """uint8[H, W] mask of pixels darker than their neighbourhood's white by a share of the
+    image's strongest such contrast (so grey, blurred lines count; paper shading does not)."""
+    import cv2
+
+    background = cv2.dilate(gray, np.ones((_BACKGROUND, _BACKGROUND), np.uint8))
+    contrast = background.astype(np.int16) - gray
+    strong = float(np.percentile(contrast, 99.5))
+    return (contrast > max(_MIN_CONTRAST, _CONTRAST_SHARE * strong)).astype(np.uint8)
+
+
+def _long_lines(ink: np.ndarray) -> np.ndarray:
+    """Only the ink of long horizontal runs, so noise does not count in the line metrics."""
+    import cv2
+
+    return cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((1, _BACKGROUND), np.uint8))
+
+
+def _unstretched(staff: Staff, stretch: int) -> Staff:
+    return replace(staff, x0=staff.x0 / stretch, x1=staff.x1 / stretch,
+                   slope=staff.slope * stretch)  # fmt: skip
+
+
+def _scaled(staff: Staff, factor: float) -> Staff:
+    if factor == 1.0:
+        return staff
+    return replace(staff, top=staff.top * factor, bottom=staff.bottom * factor,
+                   line_ys=tuple(y * factor for y in staff.line_ys),
+                   spacing=staff.spacing * factor, thickness=staff.thickness * factor,
+                   x0=staff.x0 * factor, x1=staff.x1 * factor)  # fmt: skip
+
+
+def _coverage(ink: np.ndarray, staff: Staff) -> float:
+    """Share of the image's columns where at least four of the staff's five lines have ink."""
+    height, width = ink.shape
+    columns = np.arange(width)
+    drift = staff.slope * (columns - width / 2)
+    present = np.zeros(width, np.int32)
+    for y in staff.line_ys:
+        hit = np.zeros(width, bool)
+        for offset in (-1, 0, 1):
+            rows = np.clip(np.round(y + drift).astype(int) + offset, 0, height - 1)
+            hit |= ink[rows, columns] > 0
+        present += hit
+    return float((present >= 4).mean())
+
+
+def system_crop_size(staff_size: int | tuple[int, int]) -> tuple[int, int]:
+    """The system crop to cut for a staff model of input `staff_size` (H, W): 2W x 2W.
+
+    Twice the model's width along the staff, so each staff, cut from the crop, is shrunk (not
+    enlarged) into the model input; square, since a system may hold one staff or six.
+    """
+    width = staff_size if isinstance(staff_size, int) else staff_size[1]
+    return (2 * width, 2 * width)
+
+
+@dataclass(kw_only=True)
+class StaffReader:
+    """A staff-level recognizer that reads whole systems (see the module docstring).
+
+    inner: the recognizer (anything with `recognize(images) -> list[SystemResult]`, or only
+    `predict(images) -> list[str]`), reading one staff per image. image_size: the system crop
+    page analysis should cut for it (`Recognizer.image_size` plays this part for a system
+    model); the model's own input is `staff_size`.
+    """
+
+    inner: Any
+    image_size: tuple[int, int]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.timings = getattr(self.inner, "timings", self.timings)
+        self.timings.setdefault("staves", 0.0)
+
+    @property
+    def staff_size(self) -> int | tuple[int, int]:
+        return self.inner.image_size
+
+    @property
+    def batch_size(self) -> int:
+        return getattr(self.inner, "batch_size", 8)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {**getattr(self.inner, "settings", {}), "unit": "staff",
+                "system_size": list(self.image_size)}  # fmt: skip
+
+    def __getattr__(self, name: str) -> Any:  # model_dir, device, params ... of the model
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def predict(self, images: Sequence[np.ndarray]) -> list[str]:
+        """uint8[H, W] system images -> one (joined) kern string each."""
+        return [result.kern for result in self.recognize(images)]
+
+    def recognize(self, images: Sequence[np.ndarray]) -> list[SystemResult]:
+        """Split every system, read all staves in one call, join each system's staves."""
+        began = time.perf_counter()
+        split = [split_staves(image) for image in images]
+        self.timings["staves"] += time.perf_counter() - began
+        staves = [staff for parts in split for staff in parts]
+        read = self._read(staves) if staves else []
+        results, start = [], 0
+        for parts in split:
+            mine = read[start : start + len(parts)]
+            start += len(parts)
+            results.append(mine[0] if len(mine) == 1 else joined_result(mine))
+        return results
+
+    def _read(self, staves: list[np.ndarray]) -> list[SystemResult]:
+        if hasattr(self.inner, "recognize"):
+            return list(self.inner.recognize(staves))
+        empty = np.zeros(0, np.float32)
+        return [SystemResult(kern=text, tokens=(), token_logprobs=empty, pieces=())
+                for text in self.inner.predict(staves)]  # fmt: skip
+
+
+def system_reader(recognizer: Any) -> Any:
+    """`recognizer` wrapped in a `StaffReader` when it reads one staff, else itself."""
+    if isinstance(recognizer, StaffReader) or getattr(recognizer, "unit", "system") != "staff":
+        return recognizer
+    return StaffReader(inner=recognizer, image_size=system_crop_size(recognizer.image_size))
+
+
+def joined_result(staves: Sequence[SystemResult]) -> SystemResult:
+    """One system's result from its staves' results (top to bottom): kern joined, tokens,
+    log-probabilities and pieces concatenated in staff order, the staves kept."""
+    from omrgemma.kern.join import join_staves
+
+    joined = join_staves([s.kern for s in staves])
+    logprobs = [np.asarray(s.token_logprobs, np.float32) for s in staves]
+    return SystemResult(
+        kern=joined.text,
+        tokens=tuple(t for s in staves for t in s.tokens),
+        token_logprobs=np.concatenate(logprobs) if logprobs else np.zeros(0, np.float32),
+        pieces=tuple(p for s in staves for p in s.pieces),
+        finished=all(s.finished for s in staves),
+        staves=tuple(staves),
+        problems=joined.problems,
+    )
+
+
+def joined_measure_confidence(result: SystemResult) -> list[conf.MeasureConfidence]:
+    """Per measure of the joined kern: the lowest p of the staves' measures with that index."""
+    per_staff = [
+        conf.measure_confidence(s.kern, conf.token_spans(s.pieces), s.token_logprobs)
+        for s in result.staves
+    ]
+    doc = parse(result.kern)
+    scores = []
+    for number, measure in enumerate(doc.measures, 1):
+        present = [staff[number - 1] for staff in per_staff if number <= len(staff)]
+        scores.append(
+            conf.MeasureConfidence(
+                measure=number,
+                lines=measure_lines(doc, measure),
+                p=min((s.p for s in present), default=1.0),
+                tokens=sum(s.tokens for s in present),
+            )
+        )
+    return scores
+
+
+def measure_lines(doc, measure) -> tuple[int, int]:
+    """(first, last) 1-based lines of a measure as `confidence.measure_confidence` counts them:
+    from its first record (its first data record for the opening measure) to its closing bar."""
+    start = measure.start
+    if measure.opening is None:
+        start = next(i for i in range(start, measure.stop) if doc.records[i].kind is Kind.DATA)
+    return doc.records[start].line, doc.records[min(measure.stop, len(doc.records) - 1)].line
+
+
+def problem_line(result: SystemResult, problem, text: str) -> int:
+    """Where a join problem (a line of `result.kern`) is in `text`, the repaired kern: the same
+    measure's first line there (repair may add or move lines)."""
+    if text == result.kern:
+        return problem.line
+    before, after = parse(result.kern), parse(text)
+    for index, measure in enumerate(before.measures):
+        first, last = measure_lines(before, measure)
+        if first <= problem.line <= last and index < len(after.measures):
+            return measure_lines(after, after.measures[index])[0]
+    return problem.line
+
+
+__all__ = [
+    "StaffReader",
+    "find_system_staves",
+    "joined_measure_confidence",
+    "joined_result",
+    "problem_line",
+    "split_staves",
+    "system_crop_size",
+    "system_reader",
+]
