@@ -605,8 +605,8 @@ def model_card(run_dir: Path) -> str:
         f"# {config.name}",
         "",
         "A small PaliGemma-2-shaped model (SigLIP-style ViT encoder + Gemma-2-style decoder, "
-        "prefix-LM) that reads one engraved system and writes standalone **kern. Trained from "
-        "scratch on CPU by `omrgemma train`; **an early checkpoint: see the measurements before "
+        "prefix-LM) that reads one engraved system and writes standalone **kern. Trained on "
+        "CPU by `omrgemma train`; **an early checkpoint: see the measurements before "
         "relying on it**.",
         "",
         "## Architecture",

@@ -82,6 +82,10 @@ def run_batch(
     on_event(kind, data) reports progress: "start" {inputs, todo}, "analysed" {input, pages,
     systems}, "decoded" {systems}, "finished" {record}.
     """
+    from omrgemma.pipeline.staves import system_reader
+
+    # A staff-level model reads each system staff by staff (crops are then cut for the wrapper).
+    recognizer = system_reader(recognizer)
     notify = on_event or (lambda kind, data: None)
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(out_dir / MANIFEST)

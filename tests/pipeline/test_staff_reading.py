@@ -204,6 +204,21 @@ def test_transcribe_reads_a_staff_model_staff_by_staff(tmp_path):
     assert len(score.parts) == 2
 
 
+def test_batch_reads_a_staff_model_staff_by_staff(tmp_path):
+    from omrgemma.pipeline.batch import BatchOptions, run_batch
+
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / SCAN_SAMPLE.name).write_bytes(SCAN_SAMPLE.read_bytes())
+    model = staff_model()
+    summary = run_batch(source, tmp_path / "out", model, BatchOptions(workers=0))
+    assert summary.done == 1 and summary.systems == 2
+    shapes = [s for call in model.calls for s in call]
+    assert len(shapes) == 4 and all(w > 4 * h for h, w in shapes)  # 2 systems x 2 staves
+    kern = (tmp_path / "out" / f"{SCAN_SAMPLE.stem}.krn").read_text()
+    assert parse(kern).spine_types == ("**kern", "**kern")
+
+
 def test_transcribe_reports_a_staff_padded_with_rests(tmp_path):
     from omrgemma.pipeline.transcribe import TranscribeOptions, transcribe_file
 
