@@ -13,6 +13,8 @@
 #             starts from its init_from model. When absent, a new run is prepared here from
 #             $INIT, which needs the corpora ($OMRGEMMA_DATA)
 #   INIT      model directory to start a new run from (default models/omrgemma-small)
+#   NEW_ARGS  more `omrgemma train` options for a new run (default: the shipped model's recipe,
+#             "--ctc 0.5 --measures 1-4"; e.g. add "--dataset piano-staves" for the piano stage)
 #   WORKERS   rendering processes (default: cores - 2; rendering is the GPU's bottleneck)
 #   BATCH     examples per step (default 128)
 #   WHEELS    a folder of wheels for an offline `pip install --no-index` (the project's
@@ -73,7 +75,8 @@ if [[ -f "$RUN/run.json" ]]; then
   ARGS=(--resume)
 else
   # Preparing reads the kern corpora ($OMRGEMMA_DATA, default ../shared/data).
-  ARGS=(--init-from "$INIT")
+  read -r -a NEW <<< "${NEW_ARGS:---ctc 0.5 --measures 1-4}"
+  ARGS=(--init-from "$INIT" "${NEW[@]}")
 fi
 
 echo "== 3. train $MINUTES min, batch $BATCH, $WORKERS render workers" >&2
