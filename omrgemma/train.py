@@ -65,6 +65,9 @@ class TrainConfig:
     weight_decay: float = 0.01  # decoupled, on matrices only
     clip_norm: float = 1.0
     label_smoothing: float = 0.1
+    # Share of the suffix's input tokens replaced by <unk> in teacher forcing (targets unchanged):
+    # a decoder that cannot trust its context must look at the image to predict the next token.
+    input_dropout: float = 0.0
     freeze: str | None = None  # regex over parameter paths, e.g. "^img/"
     seed: int = 0
     log_every: int = 10
@@ -173,7 +176,7 @@ def loss_fn(
     inputs = (
         params,
         images_to_model(batch["images"]),
-        tokens[:, :-1],
+        batch.get("inputs", tokens)[:, :-1],  # `drop_inputs` may have corrupted the inputs
         batch["mask_ar"][:, :-1],
         batch["input_mask"][:, :-1],
     )
@@ -201,10 +204,28 @@ def loss_fn(
 # State, step and sharding
 
 
+UNK_ID = 3  # <unk> in Gemma's tokenizer and ours (omrgemma.kerntok)
+
+
+def drop_inputs(batch: dict[str, jax.Array], rate: float, rng: jax.Array) -> dict[str, jax.Array]:
+    """`batch` with a `rate` share of the suffix's *input* tokens set to <unk>.
+
+    Position t of `tokens` is the input that predicts t+1; only positions inside the suffix
+    (mask_loss 1, i.e. the text the model writes) are corrupted, never <bos>, the prompt or the
+    separator. `loss_fn` reads targets from the original `tokens[:, 1:]`, passed as `targets`.
+    """
+    tokens = batch["tokens"]
+    inside = batch["mask_loss"].astype(bool)
+    drop = jax.random.bernoulli(rng, rate, tokens.shape) & inside
+    return dict(batch, inputs=jnp.where(drop, UNK_ID, tokens))
+
+
 def make_train_step(model: ModelFns, tx: optax.GradientTransformation, cfg: TrainConfig):
     """A pure `(state, batch) -> (state, metrics)`; jit it (or use `compile_train_step`)."""
 
     def step(state, batch):
+        if cfg.input_dropout > 0:
+            batch = drop_inputs(batch, cfg.input_dropout, jax.random.fold_in(state["rng"], 7))
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         (_, metrics), grads = grad_fn(
             state["params"], batch, model.logits, cfg.label_smoothing, model.logits_aux

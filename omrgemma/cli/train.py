@@ -17,7 +17,7 @@ from omrgemma.errors import UsageError
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--resume", is_flag=True, help="Continue the run from its latest checkpoint.")
 @click.option("--preset", default="small", show_default=True, help="Model preset for a new run.")
-@click.option("--dataset", default="single", show_default=True, help="single or piano.")
+@click.option("--dataset", default="single", show_default=True, help="single/piano/piano-staves.")
 @click.option(
     "--vocab-size",
     type=int,
@@ -51,6 +51,12 @@ from omrgemma.errors import UsageError
     default=0.0,
     show_default=True,
     help="Weight of the training-only CTC loss on the image tokens (0: off).",
+)
+@click.option(
+    "--input-dropout",
+    default=0.0,
+    show_default=True,
+    help="Share of the decoder's input kern tokens replaced by <unk> while training.",
 )
 @click.option("--ctc-upsample", default=4, show_default=True, help="CTC frames per patch column.")
 @click.option(
@@ -103,7 +109,7 @@ from omrgemma.errors import UsageError
 def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: int | None,
             measures: str,
             init_from: Path | None, tokenizer: str, image_size: str | None, ctc_weight: float,
-            ctc_upsample: int, lora_rank: int, lora_alpha: float,
+            ctc_upsample: int, input_dropout: float, lora_rank: int, lora_alpha: float,
             batch_size: int, learning_rate: float, warmup: int,
             total_steps: int, freeze: str | None, minutes: float | None, steps: int | None,
             workers: int, checkpoint_every: float, eval_every: float, seed: int, fsdp: bool,
@@ -150,6 +156,7 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
             batch_size=batch_size or 16, learning_rate=learning_rate, warmup_steps=warmup,
             total_steps=total_steps, freeze=freeze, seed=seed, fsdp=fsdp,
             checkpoint_every_s=checkpoint_every, eval_every_s=eval_every,
+            input_dropout=input_dropout,
         )  # fmt: skip
         data = train_run.DataSettings(
             dataset=dataset, measures=(int(low), int(high or low)), seed=seed
