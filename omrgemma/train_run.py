@@ -44,6 +44,9 @@ DATASETS: dict[str, tuple[str, ...]] = {
         "chopin-first-editions/2-staff",
     ),
 }  # fmt: skip
+# Each staff of the piano systems on its own (`omrgemma.kern.staves.split_staves`), for a
+# staff-level model: the same collections and training movements as "piano".
+DATASETS["piano-staves"] = DATASETS["piano"]
 
 # The shipped CPU model: 192 px square input, 16 px patches (144 image tokens), a 4-layer
 # SigLIP-style encoder and a 4-layer Gemma-2-style decoder over a 512-piece kern vocabulary.
@@ -132,7 +135,10 @@ def prepare_run(
     collections = list(DATASETS[data.dataset])
     train_files = split.train_files(data_dir, collections)
     split.assert_not_heldout(train_files)
-    pool = build_snippet_pool(train_files, measures=data.measures, cuts=data.cuts, seed=data.seed)
+    staves = data.dataset == "piano-staves"
+    pool = build_snippet_pool(
+        train_files, measures=data.measures, cuts=data.cuts, seed=data.seed, staves=staves
+    )
     _write_jsonl(run_dir / "pool.jsonl", pool)
     held = build_snippet_pool(
         split.test_files(data_dir, collections),
@@ -140,6 +146,7 @@ def prepare_run(
         cuts=1,
         seed=data.seed + 1,
         heldout=True,
+        staves=staves,
     )
     rng = np.random.default_rng(data.seed)
     picks = rng.choice(len(held), size=min(data.heldout_examples, len(held)), replace=False)
@@ -163,7 +170,7 @@ def prepare_run(
         # staff) needs no new vocabulary.
         texts = list(pool)
         for name, colls in DATASETS.items():
-            if name != data.dataset:
+            if name not in (data.dataset, "piano-staves"):  # its music is "piano"'s
                 files = split.train_files(data_dir, list(colls))[::3]
                 texts += build_snippet_pool(files, measures=(1, 4), cuts=1, seed=data.seed)
         spec = KernTokenizerSpec(vocab_size=vocab_size or model.vocab_size)
