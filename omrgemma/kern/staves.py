@@ -25,14 +25,16 @@ systems. `split_staves` gives each staff the lines a standalone file of that sta
 Spines are tracked by `omrgemma.kern.parse`: every field of a record carries its track, which
 stays the same through splits, merges and exchanges, so a staff's fields are those of its tracks.
 The input is expected to be structurally sound kern (what the cutter writes); with field-count
-or manipulator errors the fields cannot be assigned to staves and `ValueError` is raised.
+or manipulator errors the fields cannot be assigned to staves, and a `*v` run over two staves
+merges them into one spine (legal Humdrum, but no staff can be cut out of it): both raise
+`ValueError`.
 """
 
 from __future__ import annotations
 
 import re
 
-from omrgemma.kern.parse import KernDocument, Kind, parse
+from omrgemma.kern.parse import KernDocument, Kind, Record, parse
 
 _STAFF = re.compile(r"\*staff(\d+)$")
 _NULL = {Kind.DATA: ".", Kind.INTERPRETATION: "*", Kind.LOCAL_COMMENT: "!"}
@@ -45,7 +47,11 @@ def split_staves(kern: str) -> list[str]:
     fatal = [p for p in doc.problems if p.code in _FATAL]
     if fatal:
         raise ValueError(f"line {fatal[0].line}: {fatal[0].message}")
-    return [_project(doc, tracks) for tracks in reversed(staff_tracks(doc))]
+    staves = staff_tracks(doc)
+    for record in doc.records:
+        if record.kind is Kind.INTERPRETATION and _merges_staves(record, staves):
+            raise ValueError(f"line {record.line}: `*v` merges spines of two staves")
+    return [_project(doc, tracks) for tracks in reversed(staves)]
 
 
 def staff_tracks(doc: KernDocument) -> list[frozenset[int]]:
@@ -71,6 +77,17 @@ def staff_tracks(doc: KernDocument) -> list[frozenset[int]]:
     for track in kern_tracks:
         staves.setdefault(named[track], set()).add(track)
     return [frozenset(tracks) for tracks in staves.values()]
+
+
+def _merges_staves(record: Record, staves: list[frozenset[int]]) -> bool:
+    """True when a run of adjacent `*v` covers fields of more than one staff."""
+    staff_of = {track: i for i, tracks in enumerate(staves) for track in tracks}
+    run: set[int | None] = set()
+    for token, track in zip(record.fields, record.tracks, strict=True):
+        run = run | {staff_of.get(track)} if token == "*v" else set()
+        if len(run) > 1:
+            return True
+    return False
 
 
 def _project(doc: KernDocument, tracks: frozenset[int]) -> str:

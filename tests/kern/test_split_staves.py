@@ -157,6 +157,17 @@ def test_kern_whose_fields_cannot_be_assigned_to_staves_is_refused():
         split_staves("**kern\t**kern\n4c\t4e\n4d\n*-\t*-\n")
 
 
+def test_a_merge_of_two_staves_is_refused():
+    # Seen in cut Beethoven snippets: `*v` joins the left hand to the right hand's first voice;
+    # each staff alone would hold a lone `*v`.
+    system = (
+        "**kern\t**kern\n*clefF4\t*clefG2\n*M2/4\t*M2/4\n*\t*^\n2C\t2e\t2g\n=\t=\t=\n"
+        "*v\t*v\t*\n*-\t*-\n"
+    )
+    with pytest.raises(ValueError, match="line 7: `\\*v` merges spines of two staves"):
+        split_staves(system)
+
+
 # --- real snippets ------------------------------------------------------------------------------
 
 PIANO = (
