@@ -291,6 +291,11 @@ def _merge(streams: list[list[_Line]], widths: list[int]) -> list[str]:
         chosen = [j for j, key in heads if key == first]
         kind = streams[chosen[0]][at[chosen[0]]].kind
         chosen = [j for j in chosen if streams[j][at[j]].kind is kind]
+        if kind is Kind.INTERPRETATION:
+            # Two staves' `*v` on one line would touch and merge the staves' spines into one:
+            # the first staff merges on this line, the others on the next ones.
+            merging = [j for j in chosen if "*v" in streams[j][at[j]].fields]
+            chosen = [j for j in chosen if j not in merging[1:]]
         fields: list[str] = []
         for j, stream in enumerate(streams):
             if j in chosen:

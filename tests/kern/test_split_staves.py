@@ -280,10 +280,6 @@ def test_real_staves_join_back_to_the_same_notes_in_every_measure(real_systems):
     assert mended < len(real_systems) // 10  # the join bug is rare; most pass untouched
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="join_staves writes both staves' `*v` on one line, which merges the staves' spines",
-)
 def test_join_keeps_voice_merges_of_two_staves_apart():
     # Both hands end a two-voice passage at one barline, as in snippets of the Beethoven
     # sonatas (sonata02-1.krn, sonata06-2.krn) whose round trip lost notes.
