@@ -94,7 +94,7 @@ def join_staves(staves: Sequence[str]) -> JoinedSystem:
     spines = [read[i] for i in order]
     widths = [0] * len(spines)
     out: list[str] = []
-    out += _merge([s.header for s in spines], widths)
+    out += _merge(_aligned_headers([s.header for s in spines]), widths)
     if any(s.opening is not None for s in spines):
         out.append(_barline([s.opening for s in spines], widths))
     total = max(len(s.measures) for s in spines)
@@ -125,6 +125,44 @@ def join_staves(staves: Sequence[str]) -> JoinedSystem:
         measures=tuple(len(s.measures) for s in read),
         problems=tuple(problems),
     )
+
+
+# Header interpretations by kind, in the order the corpora write them: a staff that lacks one
+# (a model that left out `*staff1` or `*met`) gets a null interpretation there, so each line
+# of the joined header holds one kind of interpretation (clef beside clef, key beside key).
+_HEADER_ORDER = (
+    re.compile(r"\*\*"), re.compile(r"\*staff"), re.compile(r"\*I"), re.compile(r"\*clef"),
+    re.compile(r"\*k\["), re.compile(r"\*[A-Ga-g][#-]?:"), re.compile(r"\*M\d"),
+    re.compile(r"\*met\("),
+)  # fmt: skip
+
+
+def _header_kind(line: _Line) -> int | None:
+    """The slot of a one-spine header line in `_HEADER_ORDER`, None for anything else."""
+    if line.kind is not Kind.INTERPRETATION or len(line.fields) != 1 or line.width_after != 1:
+        return None
+    return next((i for i, p in enumerate(_HEADER_ORDER) if p.match(line.fields[0])), None)
+
+
+def _aligned_headers(headers: list[list[_Line]]) -> list[list[_Line]]:
+    """The staves' header lines slotted by kind when every header line is a one-spine
+    interpretation of a known kind (the usual case); otherwise unchanged (paired by index)."""
+    kinds = [[_header_kind(line) for line in header] for header in headers]
+    if any(k is None for staff in kinds for k in staff):
+        return headers
+    if any(staff != sorted(staff) for staff in kinds):
+        return headers
+    out: list[list[_Line]] = [[] for _ in headers]
+    for slot in range(len(_HEADER_ORDER)):
+        rows = [[line for line, k in zip(h, ks, strict=True) if k == slot]
+                for h, ks in zip(headers, kinds, strict=True)]  # fmt: skip
+        for i in range(max(len(r) for r in rows)):
+            for staff, row in enumerate(rows):
+                out[staff].append(row[i] if i < len(row) else _NULL_HEADER)
+    return out
+
+
+_NULL_HEADER = _Line(kind=Kind.INTERPRETATION, fields=("*",), width_after=1)
 
 
 def _padding_message(staff: int, staves: int, have: int, total: int) -> str:

@@ -154,3 +154,13 @@ def test_sloppy_staves_still_join_into_valid_kern(upper):
     assert not has_errors([p for p in validate(joined.text) if p.code != "spine-durations"])
     assert parse(joined.text).kern_spine_count == 2
     assert len(parse(joined.text).measures) == 2
+
+
+def test_headers_pair_clef_with_clef_when_a_staff_leaves_a_line_out():
+    top = "**kern\n*staff1\n*clefG2\n*k[b-]\n*M3/4\n4c\n4d\n4e\n=\n*-\n"
+    bottom = "**kern\n*clefF4\n*k[b-]\n*M3/4\n*met(c)\n2.C\n=\n*-\n"
+    lines = join_staves([top, bottom]).text.splitlines()
+    assert lines[:6] == [
+        "**kern\t**kern", "*\t*staff1", "*clefF4\t*clefG2", "*k[b-]\t*k[b-]", "*M3/4\t*M3/4",
+        "*met(c)\t*",
+    ]  # fmt: skip

@@ -68,14 +68,23 @@ def test_json_round_trip_and_official_json_unchanged():
 
 
 def test_shipped_config_json_loads_unchanged():
-    """A config.json written before non-square inputs existed reads back byte for byte."""
+    """The shipped config.json reads back byte for byte, and its grid matches its input."""
     path = REPO / "models" / "omrgemma-small" / "config.json"
     if not path.is_file():
         pytest.skip("no shipped model in this checkout")
     text = path.read_text()
     config = PaliGemmaConfig.from_json(text)
+    (h, w), (ph, pw) = config.image_hw, config.patch_hw
+    assert config.grid_shape == (h // ph, w // pw)
+    assert config.num_image_tokens == (h // ph) * (w // pw)
+    assert config.to_json() == text
+
+
+def test_a_square_config_json_written_before_non_square_inputs_reads_back():
+    text = replace(TINY, image_size=192, patch_size=16).to_json()
+    assert '"image_size": 192' in text
+    config = PaliGemmaConfig.from_json(text)
     assert config.image_size == 192 and config.grid_shape == (12, 12)
-    assert config.num_image_tokens == 144
     assert config.to_json() == text
 
 
