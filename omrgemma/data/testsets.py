@@ -94,6 +94,28 @@ def example_seed(seed: int, key: str) -> np.random.Generator:
     return np.random.default_rng([seed, digest])
 
 
+def _cut_movement(
+    path: Path, seed: int, measures: tuple[int, int], report: BuildReport
+) -> tuple[str, list] | None:
+    """(relpath, snippets) of one held-out movement, seeded by its path; None (and the reason
+    in `report`) when the cutter rejects it."""
+    relpath = kern_relpath(path)
+    report.movements += 1
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        return relpath, cut_by_measures(text, example_seed(seed, relpath), measures=measures)
+    except CutError as exc:
+        report.cut_failures.append(f"{relpath}: {exc}")
+        return None
+
+
+def _refs(relpath: str, snippets) -> list[SystemRef]:
+    collection = relpath.rpartition("/")[0]
+    return [
+        SystemRef(id=f"{relpath}#{s.index}", collection=collection, kern=s.kern) for s in snippets
+    ]
+
+
 def grandstaff_systems(
     data: Path, *, seed: int = 0, report: BuildReport | None = None
 ) -> list[SystemRef]:
@@ -101,22 +123,8 @@ def grandstaff_systems(
     report = report if report is not None else BuildReport()
     systems: list[SystemRef] = []
     for path in piano_movements(data):
-        relpath = kern_relpath(path)
-        report.movements += 1
-        try:
-            snippets = cut_by_measures(
-                path.read_text(encoding="utf-8", errors="replace"),
-                example_seed(seed, relpath),
-                measures=MEASURES,
-            )
-        except CutError as exc:
-            report.cut_failures.append(f"{relpath}: {exc}")
-            continue
-        collection = relpath.rpartition("/")[0]
-        systems += [
-            SystemRef(id=f"{relpath}#{s.index}", collection=collection, kern=s.kern)
-            for s in snippets
-        ]
+        if (cut := _cut_movement(path, seed, MEASURES, report)) is not None:
+            systems += _refs(*cut)
     return systems
 
 
@@ -139,6 +147,13 @@ def _rendered(
                 yield system, image
 
 
+def _examples(
+    systems: list[SystemRef], report: BuildReport, options: RenderOptions, workers: int
+) -> Iterator[Example]:
+    for system, image in _rendered(systems, report, options, workers):
+        yield Example(id=system.id, collection=system.collection, image=image, kern=system.kern)
+
+
 def grandstaff_like(
     data: Path,
     *,
@@ -151,8 +166,7 @@ def grandstaff_like(
     """Clean one-system renders of the held-out piano systems (the first `limit` systems)."""
     report = report if report is not None else BuildReport()
     systems = grandstaff_systems(data, seed=seed, report=report)[:limit]
-    for system, image in _rendered(systems, report, options, workers):
-        yield Example(id=system.id, collection=system.collection, image=image, kern=system.kern)
+    yield from _examples(systems, report, options, workers)
 
 
 def camera_like(
@@ -188,17 +202,9 @@ def single_staff_systems(
     report = report if report is not None else BuildReport()
     systems: list[SystemRef] = []
     for path in single_staff_movements(data):
-        relpath = kern_relpath(path)
-        report.movements += 1
-        try:
-            snippets = cut_by_measures(
-                path.read_text(encoding="utf-8", errors="replace"),
-                example_seed(seed, relpath),
-                measures=SINGLE_STAFF_MEASURES,
-            )
-        except CutError as exc:
-            report.cut_failures.append(f"{relpath}: {exc}")
+        if (cut := _cut_movement(path, seed, SINGLE_STAFF_MEASURES, report)) is None:
             continue
+        relpath, snippets = cut
         snippets = [s for s in snippets if s.measures >= 1]
         if any(s.kern.split("\n", 1)[0] != "**kern" for s in snippets):
             report.skipped.append((relpath, "more than one **kern spine"))
@@ -207,11 +213,7 @@ def single_staff_systems(
         chosen = example_seed(seed, "single-staff/" + relpath).choice(
             len(snippets), size=count, replace=False
         )
-        collection = relpath.rpartition("/")[0]
-        systems += [
-            SystemRef(id=f"{relpath}#{s.index}", collection=collection, kern=s.kern)
-            for s in (snippets[i] for i in sorted(chosen))
-        ]
+        systems += _refs(relpath, [snippets[i] for i in sorted(chosen)])
     return systems
 
 
@@ -227,8 +229,7 @@ def single_staff(
     """Clean one-staff renders of the held-out single-staff systems (the first `limit`)."""
     report = report if report is not None else BuildReport()
     systems = single_staff_systems(data, seed=seed, report=report)[:limit]
-    for system, image in _rendered(systems, report, options, workers):
-        yield Example(id=system.id, collection=system.collection, image=image, kern=system.kern)
+    yield from _examples(systems, report, options, workers)
 
 
 def source_folder(name: SetName, data: Path) -> Path:
