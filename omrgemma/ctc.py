@@ -56,11 +56,6 @@ def invisible_ids(pieces: Sequence[str], eos: int) -> tuple[int, ...]:
     return tuple(sorted({i for i, p in enumerate(pieces) if INVISIBLE.fullmatch(p)} | {eos}))
 
 
-def frames(config: PaliGemmaConfig, settings: CtcSettings) -> int:
-    """CTC frames per image: longer targets (plus repeats) cannot be aligned."""
-    return config.grid_shape[1] * settings.upsample
-
-
 def init_head(config: PaliGemmaConfig, settings: CtcSettings, rng: jax.Array) -> dict:
     """{"proj": f32[D, b], "out": f32[rows*b, upsample*V], "bias": f32[upsample*V]} (fan-in)."""
     rows, _ = config.grid_shape

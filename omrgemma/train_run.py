@@ -432,22 +432,20 @@ def run_training(
         spec = dataclasses.replace(
             spec, shard_size=cfg.batch_size * (spec.shard_size // cfg.batch_size + 1)
         )
+    import jax
+
     ctc = ctc_settings(run)
     fns = model_fns(config, ctc)
     init_params = None
     from omrgemma import train_state
 
     if run.get("init_from") and (not resume or train_state.latest_checkpoint(run_dir) is None):
-        import jax
-
         init_params = _init_from_checkpoint(run["init_from"], config, run.get("vocab", "keep"))
         init_params = with_ctc_head(init_params, config, ctc, jax.random.PRNGKey(cfg.seed + 1))
     from omrgemma import lora as lora_fns
 
     lora = lora_settings(run)
     if lora.enabled:  # train {"base": frozen, "lora": factors}
-        import jax
-
         fns = lora_fns.wrap_model_fns(fns, lora)
         cfg = dataclasses.replace(cfg, freeze=lora.frozen_pattern)
         if init_params is not None:
@@ -549,19 +547,19 @@ def export_model(
     flat = load_file(str(latest / train_state.STATE_FILE))
     params: dict = {}
     for key, value in flat.items():
-        if not key.startswith("params/") or key.startswith("params/ctc/"):
-            continue  # optimizer state, and the training-only CTC head
+        if not key.startswith("params/"):
+            continue  # optimizer state
         *parents, leaf = key.split("/")[1:]
         node = params
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
     lora = lora_settings(run)
-    if lora.enabled:  # W + scale * A @ B in float32, then the CTC head left out as above
+    if lora.enabled:  # W + scale * A @ B in float32
         from omrgemma.lora import merge
 
         params = merge(params["base"], params["lora"], lora)
-        params.pop("ctc", None)
+    params.pop("ctc", None)  # the training-only CTC head
     params = jax.tree.map(lambda x: jnp.asarray(x, jnp.bfloat16), params)
     return save_model_dir(
         out_dir, params, config, tokenizer=run_dir / "tokenizer.model",
