@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -39,3 +40,19 @@ def write_atomic(path: str | Path, data: bytes | str, *, force: bool = True) -> 
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+# mkstemp's names: the prefix and suffix `write_atomic` gives around 8 random characters.
+_TEMPORARY = re.compile(r"\..+\.[A-Za-z0-9_]{8}\.tmp")
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the `.NAME.XXXX.tmp` files `write_atomic` leaves when its process is killed
+    between writing and renaming (SIGKILL, power loss); the outputs they would have become are
+    written again by whoever resumes. Returns what was removed."""
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        if tmp.is_file() and _TEMPORARY.fullmatch(tmp.name):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed

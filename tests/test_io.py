@@ -29,3 +29,16 @@ def test_write_atomic_leaves_no_temporary_files_and_usual_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (target.stat().st_mode & 0o777) == (0o666 & ~mask)
+
+
+def test_stale_temporaries_of_a_killed_write_are_removed_and_nothing_else(tmp_path):
+    from omrgemma.io import remove_stale_temporaries
+
+    stale = tmp_path / ".piece1.omrgemma.json.oms96qih.tmp"
+    stale.write_text("{")
+    kept = [tmp_path / ".notes.tmp", tmp_path / "piece1.krn", tmp_path / "a.tmp"]
+    for path in kept:
+        path.write_text("x")
+    (tmp_path / ".omrgemma-extract-abc.tmp").mkdir()
+    assert remove_stale_temporaries(tmp_path) == [stale]
+    assert not stale.exists() and all(p.exists() for p in kept)

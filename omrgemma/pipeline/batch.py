@@ -26,6 +26,7 @@ from typing import Any
 
 from omrgemma.errors import OmrError
 from omrgemma.image.crops import Target
+from omrgemma.io import remove_stale_temporaries
 from omrgemma.pipeline.analysis import InputAnalysis, analyze_input
 from omrgemma.pipeline.archive import Input, list_inputs
 from omrgemma.pipeline.manifest import MANIFEST, Manifest, file_sha256, settings_key
@@ -88,6 +89,7 @@ def run_batch(
     recognizer = system_reader(recognizer)
     notify = on_event or (lambda kind, data: None)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out_dir)  # a killed run's half-written outputs
     manifest = Manifest(out_dir / MANIFEST)
     summary = BatchSummary()
     began = time.perf_counter()
