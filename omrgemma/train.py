@@ -168,7 +168,8 @@ def loss_fn(
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Mean over examples of the per-example mean suffix loss (as big_vision), plus metrics.
 
-    With `aux_fn` (`ModelFns.logits_aux`) its auxiliary loss is added and logged as `aux`.
+    With `aux_fn` (`ModelFns.logits_aux`) its auxiliary loss is added and logged as `aux`; an
+    `aux_fn` that returns no logits trains on its auxiliary loss alone.
     """
     tokens = batch["tokens"]
     targets = tokens[:, 1:]
@@ -184,6 +185,8 @@ def loss_fn(
         logits, aux = logits_fn(*inputs), None
     else:
         logits, aux = aux_fn(*inputs, targets, weights)
+    if logits is None:  # an encoder-only run (`CtcSettings.encoder_only`): the aux loss alone
+        return aux, {"loss": aux, "aux": aux}
     smoothed, nll = token_losses(logits, targets, label_smoothing)
     per_example = (smoothed * weights).sum(-1) / jnp.maximum(weights.sum(-1), 1.0)
     loss = per_example.mean()
@@ -365,7 +368,8 @@ class _StopFlag:
 def _progress_line(step: int, total: int, m: dict[str, float], eta_s: float) -> str:
     eta = time.strftime("%H:%M:%S", time.gmtime(max(eta_s, 0)))
     return (
-        f"step {step}/{total}  loss {m['loss']:.3f}  nll {m['nll']:.3f}  acc {m['accuracy']:.1%}"
+        f"step {step}/{total}  loss {m['loss']:.3f}"
+        + (f"  nll {m['nll']:.3f}  acc {m['accuracy']:.1%}" if "nll" in m else "")
         + (f"  aux {m['aux']:.3f}" if "aux" in m else "")
         + f"  lr {m['lr']:.2e}  {m['samples_per_s']:.2f} samples/s  data wait {m['wait_s']:.2f}s"
         f"  ETA {eta}"

@@ -319,11 +319,14 @@ def model_fns(config: PaliGemmaConfig, ctc: CtcSettings | None = None):
 
     def logits_aux(params, images, tokens, mask_ar, input_mask, targets, weights):
         zimg = pg.encode_image(params, config, images)
+        frames = ctc_head.frame_logits(params["ctc"], config, ctc, zimg)
+        aux = ctc.weight * ctc_head.ctc_loss(frames, targets, weights, ctc)
+        if ctc.encoder_only:
+            return None, aux
         out = pg.prefix_lm_logits(
             params, config, images, tokens, mask_ar, input_mask.astype(bool), image_tokens=zimg
         )
-        frames = ctc_head.frame_logits(params["ctc"], config, ctc, zimg)
-        return out, ctc.weight * ctc_head.ctc_loss(frames, targets, weights, ctc)
+        return out, aux
 
     return ModelFns(init=init, logits=logits, logits_aux=logits_aux if ctc.enabled else None)
 
@@ -390,7 +393,51 @@ def heldout_evaluator(run_dir: Path, run: dict, config, fns, encoder, batch_size
         )  # fmt: skip
         return [encoder.decode(r.tokens) for r in out]
 
+    ctc = ctc_settings(run)
+    if ctc.encoder_only:
+        return CtcEvaluator(config=config, settings=ctc, batches=batches)
     return Evaluator(model=fns, batches=batches, transcribe=transcribe, references=refs)
+
+
+@dataclasses.dataclass(kw_only=True)
+class CtcEvaluator:
+    """Held-out checks of an encoder-only run: the CTC loss per piece, and the piece error rate
+    (%) of the greedy CTC reading against the inked target pieces."""
+
+    config: PaliGemmaConfig
+    settings: CtcSettings
+    batches: list
+    _frames: Any = None
+
+    def __call__(self, params) -> dict[str, float]:
+        import jax
+
+        from omrgemma import ctc as ctc_head
+        from omrgemma.metrics import levenshtein
+        from omrgemma.nn import paligemma as pg
+        from omrgemma.train import images_to_model
+
+        if self._frames is None:
+            self._frames = jax.jit(
+                lambda p, images: ctc_head.frame_logits(
+                    p["ctc"], self.config, self.settings, pg.encode_image(p, self.config, images)
+                )
+            )
+        losses, errors, total = [], 0, 0
+        for batch in self.batches:
+            targets, weights = batch["tokens"][:, 1:], batch["mask_loss"][:, 1:]
+            frames = self._frames(params, images_to_model(batch["images"]))
+            losses.append(float(ctc_head.ctc_loss(frames, targets, weights, self.settings)))
+            wanted = ctc_head.target_pieces(targets, weights, self.settings)
+            for hyp, ref in zip(
+                ctc_head.best_paths(frames, self.settings.blank), wanted, strict=True
+            ):
+                errors += levenshtein(hyp, ref)
+                total += len(ref)
+        return {
+            "heldout_ctc": float(np.mean(losses)),
+            "heldout_per": 100.0 * errors / max(total, 1),
+        }
 
 
 def run_training(
@@ -436,6 +483,8 @@ def run_training(
 
     ctc = ctc_settings(run)
     fns = model_fns(config, ctc)
+    if ctc.encoder_only:  # the decoder is not run: keep weight decay off its weights too
+        cfg = dataclasses.replace(cfg, freeze="|".join(filter(None, (cfg.freeze, "^llm/"))))
     init_params = None
     from omrgemma import train_state
 
@@ -479,6 +528,8 @@ def _init_from_checkpoint(path: str, config: PaliGemmaConfig, vocab: str):
 
     loaded = load_any(path, param_dtype=config.param_dtype)
     params = loaded.params
+    if loaded.config.patch_hw != config.patch_hw:
+        params = adapt_patch_size(params, config, jax.random.PRNGKey(3))
     if loaded.config.grid_shape != config.grid_shape:
         params = adapt_image_size(params, loaded.config.grid_shape, config.grid_shape)
     if loaded.config.vocab_size != config.vocab_size or vocab == "replace":
@@ -498,6 +549,22 @@ def adapt_image_size(params: dict, old_grid: tuple[int, int], new_grid: tuple[in
     table = params["img"]["pos_embedding"]
     new = resample_posemb(np.asarray(table, np.float32), new_grid, old_grid)
     return dict(params, img=dict(params["img"], pos_embedding=jnp.asarray(new, table.dtype)))
+
+
+def adapt_patch_size(params: dict, config: PaliGemmaConfig, rng) -> dict:
+    """A fresh patch embedding of `config`'s patch shape (fan-in normal, zero bias), e.g. to
+    move a staff-level model from 16x16 to full-height 64x8 patches. Everything after the
+    embedding is kept; the position table is resampled by `adapt_image_size` as for any grid."""
+    import jax
+    import jax.numpy as jnp
+
+    old = params["img"]["embedding"]
+    (ph, pw), width = config.patch_hw, old["kernel"].shape[-1]
+    shape = (ph, pw, old["kernel"].shape[2], width)
+    fan_in = ph * pw * shape[2]
+    kernel = (jax.random.normal(rng, shape, jnp.float32) / fan_in**0.5).astype(old["kernel"].dtype)
+    embedding = {"kernel": kernel, "bias": jnp.zeros_like(old["bias"])}
+    return dict(params, img=dict(params["img"], embedding=embedding))
 
 
 def adapt_vocabulary(params: dict, vocab_size: int, rng, *, keep_rows: bool) -> dict:

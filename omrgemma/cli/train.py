@@ -46,6 +46,18 @@ from omrgemma.errors import UsageError
     "checkpoint's position embedding is resampled to it.",
 )
 @click.option(
+    "--patch-size",
+    default=None,
+    help="Patch HEIGHTxWIDTH (or one side) instead of the preset's or checkpoint's; a "
+    "checkpoint's patch embedding then starts afresh, e.g. 64x8: full-height staff columns.",
+)
+@click.option(
+    "--encoder-only",
+    is_flag=True,
+    help="Train only the vision encoder, on the CTC loss (--ctc, default 1): the decoder is "
+    "neither run nor changed. A fast first stage; continue with --init-from its export.",
+)
+@click.option(
     "--ctc",
     "ctc_weight",
     default=0.0,
@@ -108,7 +120,8 @@ from omrgemma.errors import UsageError
 )
 def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: int | None,
             measures: str,
-            init_from: Path | None, tokenizer: str, image_size: str | None, ctc_weight: float,
+            init_from: Path | None, tokenizer: str, image_size: str | None,
+            patch_size: str | None, encoder_only: bool, ctc_weight: float,
             ctc_upsample: int, input_dropout: float, lora_rank: int, lora_alpha: float,
             batch_size: int, learning_rate: float, warmup: int,
             total_steps: int, freeze: str | None, minutes: float | None, steps: int | None,
@@ -167,10 +180,22 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
             model = train_run.checkpoint_config(init_from)
         if image_size:
             model = dataclasses.replace(model, image_size=_parse_size(image_size))
+        if patch_size:
+            try:
+                model = dataclasses.replace(
+                    model, patch_size=_parse_size(patch_size, "--patch-size")
+                )
+            except ValueError as error:  # the image is not a whole number of patches
+                raise UsageError(
+                    str(error), hint="pick a patch that divides --image-size"
+                ) from None
+        if encoder_only and not ctc_weight:
+            ctc_weight = 1.0
         train_run.prepare_run(
             run_dir, model=model, data=data, train=cfg, data_dir=data_dir(),
             init_from=str(init_from) if init_from else None, vocab_size=vocab_size,
-            tokenizer=tokenizer, ctc=CtcSettings(weight=ctc_weight, upsample=ctc_upsample),
+            tokenizer=tokenizer,
+            ctc=CtcSettings(weight=ctc_weight, upsample=ctc_upsample, encoder_only=encoder_only),
             lora=LoraSettings(rank=lora_rank, alpha=lora_alpha),
         )  # fmt: skip
         if prepare_only:
@@ -181,7 +206,7 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
     )  # fmt: skip
 
 
-def _parse_size(text: str) -> int | tuple[int, int]:
+def _parse_size(text: str, option: str = "--image-size") -> int | tuple[int, int]:
     """ "224" -> 224, "64x512" -> (64, 512)."""
     try:
         parts = [int(p) for p in text.lower().split("x")]
@@ -191,4 +216,4 @@ def _parse_size(text: str) -> int | tuple[int, int]:
         return parts[0]
     if len(parts) == 2 and min(parts) > 0:
         return parts[0], parts[1]
-    raise UsageError(f"--image-size {text!r} is not HEIGHTxWIDTH or one side", hint="e.g. 64x512")
+    raise UsageError(f"{option} {text!r} is not HEIGHTxWIDTH or one side", hint="e.g. 64x512")

@@ -1,0 +1,104 @@
+"""Encoder-only CTC training, its held-out reading, and moving a checkpoint to a new patch shape."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from synthetic import IDS, LetterMaker, encode
+
+from omrgemma import ctc
+from omrgemma.config import TINY
+from omrgemma.ctc import CtcSettings
+from omrgemma.data.pipeline import StreamSpec, take_examples
+from omrgemma.train import TrainConfig, _fresh_state, make_optimizer, make_train_step
+from omrgemma.train_run import CtcEvaluator, adapt_image_size, adapt_patch_size, model_fns
+
+ONLY = CtcSettings(weight=1.0, upsample=4, bottleneck=8, encoder_only=True)
+
+
+def _letters(n: int = 8):
+    spec = StreamSpec(seed=3, batch_size=n, shard_size=n, text_buckets=(8,), special=IDS)
+    return take_examples(spec, LetterMaker(longest=3, size=TINY.image_size), encode, n)[0]
+
+
+def _trained(steps: int):
+    fns = model_fns(TINY, ONLY)
+    cfg = TrainConfig(batch_size=8, learning_rate=1e-2, warmup_steps=1, freeze="^llm/")
+    state = _fresh_state(fns, cfg, None)
+    step = jax.jit(make_train_step(fns, make_optimizer(cfg, state["params"]), cfg))
+    batch = _letters()
+    history = []
+    for _ in range(steps):
+        state, metrics = step(state, batch)
+        history.append(metrics)
+    return state, history, batch
+
+
+def test_encoder_only_training_learns_ctc_and_leaves_the_decoder_alone():
+    fns = model_fns(TINY, ONLY)
+    start = _fresh_state(fns, TrainConfig(), None)["params"]
+    state, history, _ = _trained(40)
+    assert set(history[0]) >= {"loss", "aux"} and "nll" not in history[0]
+    assert float(history[-1]["aux"]) < 0.3 * float(history[0]["aux"])
+    for before, after in zip(
+        jax.tree.leaves(start["llm"]), jax.tree.leaves(state["params"]["llm"]), strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(before), np.asarray(after))
+    moved = np.asarray(state["params"]["img"]["embedding"]["kernel"])
+    assert not np.allclose(moved, np.asarray(start["img"]["embedding"]["kernel"]))
+
+
+def test_best_paths_merge_repeats_and_drop_blanks():
+    frames = jnp.asarray(np.eye(6)[[[2, 2, 0, 2, 3, 3], [0, 0, 5, 0, 0, 0]]], jnp.float32)
+    assert ctc.best_paths(frames, blank=0) == [[2, 2, 3], [5]]
+
+
+def test_the_evaluator_reads_a_memorised_batch_and_not_an_untrained_one():
+    state, _, batch = _trained(60)
+    evaluator = CtcEvaluator(config=TINY, settings=ONLY, batches=[batch])
+    trained = evaluator(state["params"])
+    fresh = evaluator(_fresh_state(model_fns(TINY, ONLY), TrainConfig(), None)["params"])
+    assert trained["heldout_per"] < 20.0 < fresh["heldout_per"]
+    assert trained["heldout_ctc"] < fresh["heldout_ctc"]
+
+
+def test_a_new_patch_shape_gets_a_fresh_embedding_and_keeps_the_rest():
+    from omrgemma.nn import paligemma as pg
+
+    params = pg.init_params(TINY, jax.random.PRNGKey(0))  # 28x28 in 14x14 patches: a 2x2 grid
+    tall = dataclasses.replace(TINY, image_size=(28, 56), patch_size=(28, 7))  # a 1x8 grid
+    moved = adapt_image_size(adapt_patch_size(params, tall, jax.random.PRNGKey(1)), (2, 2), (1, 8))
+    assert moved["img"]["embedding"]["kernel"].shape == (28, 7, 3, TINY.vision.width)
+    assert moved["img"]["pos_embedding"].shape == (1, 8, TINY.vision.width)
+    same = (
+        jax.tree.leaves(params["img"]["Transformer"]),
+        jax.tree.leaves(moved["img"]["Transformer"]),
+    )
+    for a, b in zip(*same, strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert moved["llm"] is params["llm"]
+    out = pg.encode_image(moved, tall, jnp.zeros((1, 28, 56, 3)))
+    assert out.shape == (1, 8, TINY.text.width)
+
+
+@pytest.mark.parametrize("text", ["64x8", "16"])
+def test_patch_size_option_parses(text):
+    from omrgemma.cli.train import _parse_size
+
+    assert _parse_size(text, "--patch-size") == ((64, 8) if "x" in text else 16)
+
+
+def test_a_patch_that_does_not_divide_the_image_is_a_usage_error(tmp_path, capsys):
+    from omrgemma.cli import main
+
+    try:
+        main(["train", str(tmp_path / "run"), "--image-size", "64x512", "--patch-size", "64x7"])
+    except SystemExit as exit:
+        code = exit.code
+    err = capsys.readouterr().err
+    assert code == 2 and "not a multiple of patch 64x7" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
