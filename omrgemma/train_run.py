@@ -105,6 +105,7 @@ def prepare_run(
     tokenizer: str = "checkpoint",
     ctc: CtcSettings | None = None,
     lora: LoraSettings | None = None,
+    eval_sets: dict[str, int] | None = None,
 ) -> None:
     """Build the snippet pool, the tokenizer and the held-out slice; write run.json.
 
@@ -187,6 +188,9 @@ def prepare_run(
         "vocab": vocab_mode,
         "ctc": dataclasses.asdict(_with_invisible_ids(ctc or CtcSettings(), run_dir)),
         "lora": dataclasses.asdict(lora),
+        "eval_sets": dict(
+            eval_sets or {}
+        ),  # train_slices: test-set slices checked with the held-out
         "pool_size": len(pool),
         "train_movements": len(train_files),
     }
@@ -511,6 +515,16 @@ def run_training(
     evaluator = heldout_evaluator(run_dir, run, config, fns, encoder, min(cfg.batch_size, 32))
     if lora.enabled:
         evaluator.transcribe = lora_fns.on_merged(evaluator.transcribe, lora)
+    if run.get("eval_sets") and not ctc.encoder_only:
+        from omrgemma import train_slices
+        from omrgemma.settings import data_dir
+
+        evaluator = train_slices.SliceEvaluator(
+            inner=evaluator,
+            recognizer=train_slices.training_recognizer(run_dir, config),
+            slices=train_slices.build_slices(run["eval_sets"], data_dir()),
+            model_params=(lambda p: lora_fns.merged(p, lora)) if lora.enabled else lambda p: p,
+        )
     train(
         run_dir=run_dir, model=fns, make_data=make_data, cfg=cfg, resume=resume,
         max_steps=steps, max_minutes=minutes, evaluator=evaluator,

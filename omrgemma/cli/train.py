@@ -98,6 +98,13 @@ from omrgemma.errors import UsageError
 @click.option("--workers", default=1, show_default=True, help="Rendering worker processes.")
 @click.option("--checkpoint-every", default=300.0, show_default=True, help="Seconds.")
 @click.option("--eval-every", default=900.0, show_default=True, help="Seconds.")
+@click.option(
+    "--eval-sets",
+    default="grandstaff-like:16,real-scans:8",
+    show_default=True,
+    help="Test-set slices (SET:COUNT, comma-separated) read at every evaluation besides the "
+    "held-out slice, as `omrgemma evaluate` reads them; '' for none.",
+)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--fsdp", is_flag=True, help="Shard parameters and optimizer state too.")
 @click.option(
@@ -125,7 +132,8 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
             ctc_upsample: int, input_dropout: float, lora_rank: int, lora_alpha: float,
             batch_size: int, learning_rate: float, warmup: int,
             total_steps: int, freeze: str | None, minutes: float | None, steps: int | None,
-            workers: int, checkpoint_every: float, eval_every: float, seed: int, fsdp: bool,
+            workers: int, checkpoint_every: float, eval_every: float, eval_sets: str, seed: int,
+            fsdp: bool,
             prepare_only: bool,
             export_dir: Path | None, card: Path | None) -> None:  # fmt: skip
     """Train a model on engraved kern snippets; checkpoints and logs go to RUN_DIR.
@@ -143,7 +151,7 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
     """
     from rich.console import Console
 
-    from omrgemma import train_run
+    from omrgemma import train_run, train_slices
     from omrgemma.ctc import CtcSettings
     from omrgemma.lora import LoraSettings
     from omrgemma.settings import data_dir
@@ -197,6 +205,7 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
             tokenizer=tokenizer,
             ctc=CtcSettings(weight=ctc_weight, upsample=ctc_upsample, encoder_only=encoder_only),
             lora=LoraSettings(rank=lora_rank, alpha=lora_alpha),
+            eval_sets=train_slices.parse_slices(eval_sets),
         )  # fmt: skip
         if prepare_only:
             return
