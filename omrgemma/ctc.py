@@ -60,15 +60,24 @@ def invisible_ids(pieces: Sequence[str], eos: int) -> tuple[int, ...]:
     return tuple(sorted({i for i, p in enumerate(pieces) if INVISIBLE.fullmatch(p)} | {eos}))
 
 
-def init_head(config: PaliGemmaConfig, settings: CtcSettings, rng: jax.Array) -> dict:
-    """{"proj": f32[D, b], "out": f32[rows*b, upsample*V], "bias": f32[upsample*V]} (fan-in)."""
+def init_head(
+    config: PaliGemmaConfig, settings: CtcSettings, rng: jax.Array, *, silent: bool = False
+) -> dict:
+    """{"proj": f32[D, b], "out": f32[rows*b, upsample*V], "bias": f32[upsample*V]} (fan-in).
+
+    `silent`: "out" starts at zero, so every frame is uniform and no gradient reaches the
+    encoder until the head has learned something: for a head put on a trained encoder, whose
+    first random gradients would otherwise disturb what it knows (as big_vision zero-inits the
+    projector of a pretrained encoder).
+    """
     rows, _ = config.grid_shape
     width, b = config.text.width, settings.bottleneck
     k1, k2 = jax.random.split(rng)
     out_dim = settings.upsample * config.vocab_size
+    out = jax.random.normal(k2, (rows * b, out_dim), jnp.float32) / (rows * b) ** 0.5
     return {
         "proj": jax.random.normal(k1, (width, b), jnp.float32) / width**0.5,
-        "out": jax.random.normal(k2, (rows * b, out_dim), jnp.float32) / (rows * b) ** 0.5,
+        "out": jnp.zeros_like(out) if silent else out,
         "bias": jnp.zeros((out_dim,), jnp.float32),
     }
 

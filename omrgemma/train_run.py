@@ -335,13 +335,16 @@ def model_fns(config: PaliGemmaConfig, ctc: CtcSettings | None = None):
     return ModelFns(init=init, logits=logits, logits_aux=logits_aux if ctc.enabled else None)
 
 
-def with_ctc_head(params: dict, config: PaliGemmaConfig, ctc: CtcSettings, rng) -> dict:
-    """`params` plus a fresh `ctc` head when the run has one (and it is not there yet)."""
+def with_ctc_head(
+    params: dict, config: PaliGemmaConfig, ctc: CtcSettings, rng, *, silent: bool = False
+) -> dict:
+    """`params` plus a fresh `ctc` head when the run has one (and it is not there yet);
+    `silent` for a trained encoder (see `omrgemma.ctc.init_head`)."""
     from omrgemma import ctc as ctc_head
 
     if not ctc.enabled or "ctc" in params:
         return params
-    return dict(params, ctc=ctc_head.init_head(config, ctc, rng))
+    return dict(params, ctc=ctc_head.init_head(config, ctc, rng, silent=silent))
 
 
 def stream_spec(run: dict, encoder: SentencePieceEncoder, batch_size: int):
@@ -494,7 +497,9 @@ def run_training(
 
     if run.get("init_from") and (not resume or train_state.latest_checkpoint(run_dir) is None):
         init_params = _init_from_checkpoint(run["init_from"], config, run.get("vocab", "keep"))
-        init_params = with_ctc_head(init_params, config, ctc, jax.random.PRNGKey(cfg.seed + 1))
+        init_params = with_ctc_head(
+            init_params, config, ctc, jax.random.PRNGKey(cfg.seed + 1), silent=True
+        )
     from omrgemma import lora as lora_fns
 
     lora = lora_settings(run)

@@ -102,3 +102,23 @@ def test_a_patch_that_does_not_divide_the_image_is_a_usage_error(tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 2 and "not a multiple of patch 64x7" in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_silent_head_sends_no_gradient_to_the_encoder_at_first():
+    from omrgemma.nn import paligemma as pg
+
+    params = model_fns(TINY).init(jax.random.PRNGKey(0))  # a projector that is not zero
+    batch = _letters()
+    targets, weights = batch["tokens"][:, 1:], batch["mask_loss"][:, 1:].astype(np.float32)
+    images = jnp.asarray(batch["images"], jnp.float32)[..., None].repeat(3, -1) / 127.5 - 1
+
+    def loss(img, head):
+        zimg = pg.encode_image({"img": img}, TINY, images)
+        return ctc.ctc_loss(ctc.frame_logits(head, TINY, ONLY, zimg), targets, weights, ONLY)
+
+    for silent, moves in ((True, False), (False, True)):
+        head = ctc.init_head(TINY, ONLY, jax.random.PRNGKey(1), silent=silent)
+        grads = jax.grad(loss, argnums=(0, 1))(params["img"], head)
+        encoder = max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grads[0]))
+        assert (encoder > 0) == moves
+        assert float(jnp.abs(grads[1]["out"]).max()) > 0  # the head itself learns
