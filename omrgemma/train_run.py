@@ -20,6 +20,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -203,6 +204,8 @@ def checkpoint_config(path: str | Path) -> PaliGemmaConfig:
     from omrgemma.config import from_hf_config
 
     path = Path(path)
+    if (path / "run.json").is_file():  # a training run: its model, in float32 already
+        return PaliGemmaConfig.from_dict(load_run(path)["model"])
     layout = detect_layout(path)
     if layout == "big_vision":
         raise UsageError(
@@ -545,8 +548,17 @@ def _init_from_checkpoint(path: str, config: PaliGemmaConfig, vocab: str):
 
     from omrgemma.checkpoint import load_any
 
-    loaded = load_any(path, param_dtype=config.param_dtype)
+    if (Path(path) / "run.json").is_file():
+        loaded = SimpleNamespace(config=checkpoint_config(path), params=run_params(Path(path)))
+    else:
+        loaded = load_any(path, param_dtype=config.param_dtype)
     params = loaded.params
+    if "ctc" in params and (
+        loaded.config.grid_shape[0] != config.grid_shape[0]
+        or loaded.config.vocab_size != config.vocab_size
+        or vocab == "replace"
+    ):  # a CTC head of another shape or vocabulary: a fresh one is added instead
+        params = {k: v for k, v in params.items() if k != "ctc"}
     if loaded.config.patch_hw != config.patch_hw:
         params = adapt_patch_size(params, config, jax.random.PRNGKey(3))
     if loaded.config.grid_shape != config.grid_shape:
@@ -556,6 +568,30 @@ def _init_from_checkpoint(path: str, config: PaliGemmaConfig, vocab: str):
             params, config.vocab_size, jax.random.PRNGKey(0), keep_rows=vocab == "keep"
         )
     return params
+
+
+def run_params(run_dir: Path) -> dict:
+    """The parameters of a training run's latest checkpoint, training-only heads (CTC) included,
+    so a new run can start from another's exact weights."""
+    import jax
+    from safetensors.numpy import load_file
+
+    from omrgemma import train_state
+
+    run = load_run(run_dir)
+    checkpoint = train_state.latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise UsageError("the run to start from has no checkpoint yet", path=run_dir)
+    if lora_settings(run).enabled:
+        raise UsageError(
+            "a LoRA run's checkpoint holds factors, not a model", path=run_dir,
+            hint="export it (omrgemma train RUN --export DIR) and start from DIR",
+        )  # fmt: skip
+    config = PaliGemmaConfig.from_dict(run["model"])
+    template = jax.eval_shape(model_fns(config, ctc_settings(run)).init, jax.random.PRNGKey(0))
+    flat = load_file(str(checkpoint / train_state.STATE_FILE))
+    params = {k.removeprefix("params/"): v for k, v in flat.items() if k.startswith("params/")}
+    return train_state.unflatten_state(template, params, source=checkpoint)
 
 
 def adapt_image_size(params: dict, old_grid: tuple[int, int], new_grid: tuple[int, int]) -> dict:

@@ -29,7 +29,8 @@ from omrgemma.errors import UsageError
     "--init-from",
     type=click.Path(exists=True, path_type=Path),
     default=None,
-    help="Fine-tune this model directory (ours or transformers) with its tokenizer.",
+    help="Fine-tune this model directory (ours or transformers) with its tokenizer, or start "
+    "from a training run folder's latest checkpoint (its CTC head kept).",
 )
 @click.option(
     "--tokenizer",

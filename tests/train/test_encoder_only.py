@@ -122,3 +122,28 @@ def test_a_silent_head_sends_no_gradient_to_the_encoder_at_first():
         encoder = max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grads[0]))
         assert (encoder > 0) == moves
         assert float(jnp.abs(grads[1]["out"]).max()) > 0  # the head itself learns
+
+
+def test_a_new_run_starts_from_a_run_folder_with_its_ctc_head(tmp_path):
+    import json
+
+    from omrgemma import train_state
+    from omrgemma.train_run import DataSettings, _init_from_checkpoint, checkpoint_config
+
+    run = {
+        "model": TINY.to_dict(),
+        "data": dataclasses.asdict(DataSettings()),
+        "train": dataclasses.asdict(TrainConfig()),
+        "ctc": dataclasses.asdict(ONLY),
+    }
+    (tmp_path / "run.json").write_text(json.dumps(run))
+    state, _, _ = _trained(3)
+    train_state.save_checkpoint(tmp_path, state, {"step": 3, "data_position": 24})
+    assert checkpoint_config(tmp_path) == TINY
+    params = _init_from_checkpoint(str(tmp_path), TINY, "keep")
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(state["params"]), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert "ctc" in params
+    wide = dataclasses.replace(TINY, image_size=(28, 56), patch_size=(28, 7))
+    moved = _init_from_checkpoint(str(tmp_path), wide, "keep")  # one patch row, not two
+    assert "ctc" not in moved and moved["img"]["embedding"]["kernel"].shape[:2] == (28, 7)
