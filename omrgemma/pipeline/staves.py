@@ -50,13 +50,16 @@ def split_staves(system: np.ndarray) -> list[np.ndarray]:
     Staves come from `find_system_staves`. Neighbouring staves are cut halfway across the gap
     between them, so ledger lines on either side stay with their staff; the outer staves keep a
     whole gap above (below) them, within the image. Each cut is trimmed of white borders as
-    training renders are (`trim_white`). Fewer than two staves found: the image itself, uncut.
+    training renders are (`trim_white`). Fewer than two staves found: the image itself, uncut
+    but trimmed the same way (page margins around one staff would otherwise shrink it in the
+    model input, where a model with full-height patches sees a staff of another size).
     """
+    from omrgemma.data.kern_examples import trim_white
+
     gray = _gray(system)
     staves = find_system_staves(gray)
     if len(staves) < 2:
-        return [system]
-    from omrgemma.data.kern_examples import trim_white
+        return [trim_white(gray)]
 
     height, width = gray.shape
     gaps = [lower.top - upper.bottom for upper, lower in zip(staves[:-1], staves[1:], strict=True)]
