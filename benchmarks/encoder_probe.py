@@ -31,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _make(args):
-
     maker, seed = args
     return maker(np.random.default_rng(seed))
 
@@ -63,15 +62,6 @@ def render_set(run_dir: Path, n_train: int, out: Path) -> None:
     np.savez_compressed(out, **arrays)
 
 
-def edit_distance(a: list[int], b: list[int]) -> int:
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, y in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
-    return row[-1]
-
-
 def probe(run_dir: Path, data: dict, patch: tuple[int, int], minutes: float, args) -> list[dict]:
     import jax
     import jax.numpy as jnp
@@ -80,6 +70,7 @@ def probe(run_dir: Path, data: dict, patch: tuple[int, int], minutes: float, arg
     from omrgemma import ctc as ctc_head
     from omrgemma.config import PaliGemmaConfig
     from omrgemma.kerntok import load_processor
+    from omrgemma.metrics import levenshtein
     from omrgemma.nn import paligemma as pg
     from omrgemma.train import images_to_model
     from omrgemma.train_run import load_run
@@ -125,27 +116,19 @@ def probe(run_dir: Path, data: dict, patch: tuple[int, int], minutes: float, arg
         updates, o = tx.update(grads, o, p)
         return optax.apply_updates(p, updates), o, value
 
-    @jax.jit
-    def frames_of(p, images):
-        return ctc_head.frame_logits(
-            p["ctc"], config, settings, pg.encode_image(p, config, images_to_model(images))
-        ).argmax(-1)
-
-    skip = set(settings.skip)
-
     def evaluate(p):
         images, tokens = data["heldout_images"], data["heldout_tokens"]
         losses, errors, total = [], 0, 0
         for i in range(0, len(images), 32):
             im, tk = images[i : i + 32], tokens[i : i + 32]
             losses.append(float(loss(p, im, tk)) * len(im))
-            for best, ref in zip(np.asarray(frames_of(p, im)), tk, strict=True):
-                hyp = [
-                    int(t) for k, t in enumerate(best) if t != 0 and (k == 0 or t != best[k - 1])
-                ]
-                want = [int(t) for t in ref if t > 0 and int(t) not in skip]
-                errors += edit_distance(hyp, want)
-                total += len(want)
+            frames = ctc_head.frame_logits(
+                p["ctc"], config, settings, pg.encode_image(p, config, images_to_model(im))
+            )
+            wanted = ctc_head.target_pieces(tk, np.asarray(tk > 0, np.float32), settings)
+            for hyp, ref in zip(ctc_head.best_paths(frames, settings.blank), wanted, strict=True):
+                errors += levenshtein(hyp, ref)
+                total += len(ref)
         return sum(losses) / len(images), 100.0 * errors / max(total, 1)
 
     order = np.random.default_rng(0).permutation(len(data["train_images"]))
