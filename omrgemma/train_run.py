@@ -48,6 +48,10 @@ DATASETS: dict[str, tuple[str, ...]] = {
 # Each staff of the piano systems on its own (`omrgemma.kern.staves.split_staves`), for a
 # staff-level model: the same collections and training movements as "piano".
 DATASETS["piano-staves"] = DATASETS["piano"]
+# Both kinds, every staff on its own: a staff-level model learning piano staves without
+# forgetting single-staff music (the pool is about a sixth single-staff snippets).
+DATASETS["staves"] = DATASETS["single"] + DATASETS["piano"]
+STAFF_DATASETS = frozenset({"piano-staves", "staves"})
 
 # The shipped CPU model: 192 px square input, 16 px patches (144 image tokens), a 4-layer
 # SigLIP-style encoder and a 4-layer Gemma-2-style decoder over a 512-piece kern vocabulary.
@@ -137,7 +141,7 @@ def prepare_run(
     collections = list(DATASETS[data.dataset])
     train_files = split.train_files(data_dir, collections)
     split.assert_not_heldout(train_files)
-    staves = data.dataset == "piano-staves"
+    staves = data.dataset in STAFF_DATASETS
     pool = build_snippet_pool(
         train_files, measures=data.measures, cuts=data.cuts, seed=data.seed, staves=staves
     )
@@ -170,11 +174,12 @@ def prepare_run(
     else:
         # The tokenizer sees every dataset's training text, so a later stage (piano after single
         # staff) needs no new vocabulary.
-        texts = list(pool)
-        for name, colls in DATASETS.items():
-            if name not in (data.dataset, "piano-staves"):  # its music is "piano"'s
+        texts, seen = list(pool), set(collections)
+        for colls in DATASETS.values():
+            if not set(colls) <= seen:  # music not in the pool yet
                 files = split.train_files(data_dir, list(colls))[::3]
                 texts += build_snippet_pool(files, measures=(1, 4), cuts=1, seed=data.seed)
+                seen |= set(colls)
         spec = KernTokenizerSpec(vocab_size=vocab_size or model.vocab_size)
         (run_dir / "tokenizer.model").write_bytes(train_kern_tokenizer(texts, spec))
         vocab_mode = "replace"

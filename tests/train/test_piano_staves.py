@@ -108,3 +108,49 @@ def test_a_snippet_whose_spines_the_cutter_broke_is_skipped(tmp_path):
     (system,) = build_snippet_pool([movement], **options)
     assert "*v\t*v\t*v\t*v" in system
     assert build_snippet_pool([movement], **options, staves=True) == []
+
+
+def test_the_staves_dataset_pools_single_and_piano_staves(shared_data, tmp_path):
+    """prepare_run with dataset "staves" on two Joplin rags and two Foster songs: one pool of
+    single staves from both kinds of music (the tokenizer trained on the same text)."""
+    from omrgemma.train import TrainConfig
+    from omrgemma.train_run import SMALL_STAFF, STAFF_DATASETS, DataSettings, prepare_run
+
+    assert DATASETS["staves"] == DATASETS["single"] + DATASETS["piano"]
+    assert STAFF_DATASETS == {"piano-staves", "staves"}
+    held_name = heldout("piano/joplin")[0].rpartition("/")[2]
+    sources = {
+        "piano/joplin": [
+            *train_files(shared_data, ["piano/joplin"])[:2],
+            shared_data / "kern" / "piano" / "joplin" / held_name,
+        ],
+        "mono/foster-songs": train_files(shared_data, ["mono/foster-songs"])[:2],
+    }
+    for collection, paths in sources.items():
+        corpus = tmp_path / "data" / "kern" / collection
+        corpus.mkdir(parents=True)
+        for path in paths:
+            shutil.copy(path, corpus / path.name)
+    run = tmp_path / "run"
+    prepare_run(
+        run,
+        model=SMALL_STAFF,
+        data=DataSettings(dataset="staves", measures=(1, 2), heldout_examples=8),
+        train=TrainConfig(),
+        data_dir=tmp_path / "data",
+        vocab_size=160,
+    )
+    pool = [json.loads(line) for line in (run / "pool.jsonl").read_text().splitlines()]
+    assert all(_single_staff(kern) for kern in pool)
+    data = tmp_path / "data"
+    both = build_snippet_pool(
+        train_files(data, list(DATASETS["staves"])), measures=(1, 2), cuts=2, seed=0, staves=True
+    )
+    assert pool == [kern for kern in both if len(kern) <= 4000]
+    for collection in sources:  # each kind of music is in it, songs and piano
+        alone = build_snippet_pool(
+            train_files(data, [collection]), measures=(1, 2), cuts=1, seed=0, staves=True
+        )
+        assert 10 < len(alone) < len(pool)
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["train_movements"] == 4 and meta["data"]["dataset"] == "staves"
