@@ -17,7 +17,14 @@ from omrgemma.errors import UsageError
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--resume", is_flag=True, help="Continue the run from its latest checkpoint.")
 @click.option("--preset", default="small", show_default=True, help="Model preset for a new run.")
-@click.option("--dataset", default="single", show_default=True, help="single/piano/piano-staves/staves.")
+@click.option(
+    "--dataset",
+    type=click.Choice(["single", "piano", "piano-staves", "staves"]),
+    default="single",
+    show_default=True,
+    help="Training music: single-staff songs, piano systems, each piano staff alone, or "
+    "every staff of both (staff-level models).",
+)
 @click.option(
     "--vocab-size",
     type=int,
