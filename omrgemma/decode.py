@@ -32,10 +32,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from omrgemma import repeat_stop as repeats
 from omrgemma.errors import UsageError
 from omrgemma.nn import gemma
 from omrgemma.nn import paligemma as pg
 from omrgemma.quantize import for_forward
+from omrgemma.repeat_stop import RepeatStop
 
 PROMPT_BUCKETS = (8, 16, 32, 64)
 # Float LLM layer weights up to this size are split per layer for the decode loop (a copy).
@@ -155,6 +157,7 @@ class DecodeResult:
     tokens: tuple[int, ...]
     logprobs: np.ndarray  # f32[len(tokens)]
     stopped_on_eos: bool
+    stopped_on_repeat: bool = False  # stuck repeating a block: stopped, the copies cut off
 
 
 def bucket_length(n: int, buckets: Sequence[int] = PROMPT_BUCKETS) -> int:
@@ -240,13 +243,15 @@ def _token_logprob(logprobs: jax.Array, tokens: jax.Array) -> jax.Array:
 
 
 def _sampling_loop(
-    step, logits, done, max_new, rng, *, strategy, budget, eos_id, pad_id, logit_mask
-):
+    step, logits, done, max_new, rng, *, strategy, budget, eos_id, pad_id, logit_mask,
+    repeat_stop,
+):  # fmt: skip
     """Greedy or sampled decoding of all rows in lockstep; rows that are done emit `pad_id`.
 
     `step(cache, tokens i32[B], i) -> (logits f32[B, V], cache)` feeds the i-th generated
-    tokens to the model; `step.initial` is the prefilled cache. Returns (tokens i32[B, M],
-    logprobs f32[B, M]).
+    tokens to the model; `step.initial` is the prefilled cache. A row whose newest tokens
+    repeat a short block (`repeat_stop`) stops there. Returns (tokens i32[B, M], logprobs
+    f32[B, M], looped_at i32[B]: the index of the token that completed the repeats, or -1).
     """
     batch = logits.shape[0]
 
@@ -256,13 +261,20 @@ def _sampling_loop(
         token = strategy.select(_masked(logit_mask, c["state"], logits), key)
         token = jnp.where(done, pad_id, token)
         logprob = jnp.where(done, 0.0, _token_logprob(jax.nn.log_softmax(logits), token))
+        tokens = c["tokens"].at[:, t].set(token)
+        looped = jnp.zeros_like(done)
+        if repeat_stop is not None:
+            back = t - jnp.arange(repeat_stop.window)
+            recent = jnp.where(back >= 0, tokens[:, jnp.maximum(back, 0)], -1)
+            looped = ~done & (token != eos_id) & (repeats.period(recent, repeat_stop) > 0)
         return dict(
             c,
             t=t + 1,
             last=token,
-            tokens=c["tokens"].at[:, t].set(token),
+            tokens=tokens,
             logprobs=c["logprobs"].at[:, t].set(logprob),
-            done=done | (token == eos_id),
+            looped_at=jnp.where(looped, t, c["looped_at"]),
+            done=done | (token == eos_id) | looped,
             state=c["state"] if logit_mask is None else logit_mask.update(c["state"], token),
             rng=rng,
         )
@@ -280,12 +292,13 @@ def _sampling_loop(
         last=jnp.zeros((batch,), jnp.int32),
         tokens=jnp.full((batch, budget), pad_id, jnp.int32),
         logprobs=jnp.zeros((batch, budget), jnp.float32),
+        looped_at=jnp.full((batch,), -1, jnp.int32),
         done=done,
         state=() if logit_mask is None else logit_mask.init_state(batch),
         rng=rng,
     )
     carry = jax.lax.while_loop(cond, body, choose(carry, logits))
-    return carry["tokens"], carry["logprobs"]
+    return carry["tokens"], carry["logprobs"], carry["looped_at"]
 
 
 def _beam_loop(step, logits, done, max_new, *, beam, budget, eos_id, pad_id, logit_mask):
@@ -356,7 +369,8 @@ def _beam_loop(step, logits, done, max_new, *, beam, budget, eos_id, pad_id, log
     carry = jax.lax.while_loop(cond, body, choose(carry, logits))
     best = jnp.argmax(beam.normalise(carry["scores"], carry["lengths"]), axis=1)
     pick = jnp.arange(batch)
-    return carry["tokens"][pick, best], carry["logprobs"][pick, best]
+    # Beam search runs to EOS or the budget; `generate` trims a repeating tail afterwards.
+    return carry["tokens"][pick, best], carry["logprobs"][pick, best], jnp.full((batch,), -1)
 
 
 def _split_layers_if_worth_it(params: PyTree, config) -> PyTree:
@@ -393,7 +407,7 @@ class _Step:
 
 @functools.partial(
     jax.jit,
-    static_argnames=("config", "strategy", "budget", "logit_mask", "cache_dtype"),
+    static_argnames=("config", "strategy", "budget", "logit_mask", "cache_dtype", "repeat_stop"),
 )
 def _generate(
     params,
@@ -411,8 +425,9 @@ def _generate(
     budget,
     logit_mask,
     cache_dtype,
+    repeat_stop,
 ):
-    """The compiled engine: prefill, then the loop. Returns (i32[B, M], f32[B, M]).
+    """The compiled engine: prefill, then the loop. Returns (i32[B, M], f32[B, M], i32[B]).
 
     Only shapes and the static arguments pick a compiled version; the ids and the token budget
     `max_new` (<= `budget`) are traced.
@@ -436,7 +451,9 @@ def _generate(
         )
         return _beam_loop(step, logits[rows], done, max_new, beam=strategy, **common)
     step = _Step(params, config, cache, slot_valid, next_position, prefix_len)
-    return _sampling_loop(step, logits, done, max_new, rng, strategy=strategy, **common)
+    return _sampling_loop(
+        step, logits, done, max_new, rng, strategy=strategy, repeat_stop=repeat_stop, **common
+    )
 
 
 # ----------------------------------------------------------------------------- public API
@@ -456,8 +473,13 @@ def generate(
     seed: int = 0,
     cache_dtype: Any = jnp.float32,
     mesh: jax.sharding.Mesh | None = None,
+    repeat_stop: RepeatStop | None = repeats.DEFAULT,
 ) -> list[DecodeResult]:
     """Generates up to `max_new_tokens` ids after each image + prompt.
+
+    A row stuck repeating a short block (`repeat_stop`, see `omrgemma.repeat_stop`; None: off)
+    stops there in greedy and sampled decoding, and loses the copies after the first one (beam
+    search: after decoding); its result says `stopped_on_repeat`.
 
     `images` f32[B, H, W, 3] in [-1, 1]; `prompt_ids` B lists of ids (BOS + prefix + SEP, all
     attended bidirectionally); `params` float or `quantize.quantize`d (sharded with
@@ -498,7 +520,7 @@ def generate(
         from omrgemma.sharding import shard_batch
 
         inputs = shard_batch(inputs, mesh)
-    tokens, logprobs = _generate(
+    tokens, logprobs, looped_at = _generate(
         params,
         *inputs,
         jnp.int32(max_new_tokens),
@@ -510,18 +532,25 @@ def generate(
         budget=budget,
         logit_mask=logit_mask,
         cache_dtype=cache_dtype,
+        repeat_stop=repeat_stop,
     )
-    tokens, logprobs = np.asarray(tokens), np.asarray(logprobs)
+    tokens, logprobs, looped_at = np.asarray(tokens), np.asarray(logprobs), np.asarray(looped_at)
     results = []
     for row in range(batch):
         ids = tokens[row, :max_new_tokens]
         eos_at = np.flatnonzero(ids == eos_id)
         end = int(eos_at[0]) if eos_at.size else max_new_tokens
+        if looped_at[row] >= 0:
+            end = int(looped_at[row]) + 1
+        kept = end
+        if not eos_at.size and repeat_stop is not None:
+            kept = repeats.trimmed_length(ids[:end], repeat_stop)
         results.append(
             DecodeResult(
-                tokens=tuple(int(i) for i in ids[:end]),
-                logprobs=logprobs[row, :end].astype(np.float32),
+                tokens=tuple(int(i) for i in ids[:kept]),
+                logprobs=logprobs[row, :kept].astype(np.float32),
                 stopped_on_eos=bool(eos_at.size),
+                stopped_on_repeat=kept < end,
             )
         )
     return results

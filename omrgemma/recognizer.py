@@ -54,7 +54,8 @@ class SystemResult:
     kern: the decoded text. tokens: the generated ids (EOS excluded). token_logprobs:
     f32[len(tokens)], log p of each token. pieces: the text of each token, so that
     `"".join(pieces) == kern` and each token can be traced to the line it wrote.
-    finished: the model stopped with EOS (False: cut at the token budget).
+    finished: the model stopped with EOS (False: cut at the token budget, or `repeated`: it
+    was stuck writing one short block over and over, and was stopped there with one copy kept).
 
     A system read staff by staff (`omrgemma.pipeline.staves`) keeps each staff's own result in
     `staves` (top to bottom); its `kern` is their join, its tokens, log-probabilities and pieces
@@ -67,6 +68,7 @@ class SystemResult:
     token_logprobs: np.ndarray
     pieces: tuple[str, ...]
     finished: bool = True
+    repeated: bool = False
     staves: tuple[SystemResult, ...] = ()
     problems: tuple[Problem, ...] = ()
 
@@ -125,6 +127,7 @@ class Recognizer:
             token_logprobs=np.asarray(row.logprobs, np.float32),
             pieces=tuple(pieces),
             finished=bool(row.stopped_on_eos),
+            repeated=bool(row.stopped_on_repeat),
         )
 
     @property

@@ -268,6 +268,7 @@ def joined_result(staves: Sequence[SystemResult]) -> SystemResult:
         token_logprobs=np.concatenate(logprobs) if logprobs else np.zeros(0, np.float32),
         pieces=tuple(p for s in staves for p in s.pieces),
         finished=all(s.finished for s in staves),
+        repeated=any(s.repeated for s in staves),
         staves=tuple(staves),
         problems=joined.problems,
     )

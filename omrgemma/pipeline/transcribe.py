@@ -40,7 +40,7 @@ DEFAULT_FORMATS = ("krn", "musicxml", "midi")
 _JOIN_CODES = frozenset({"missing-terminator", "tie-unclosed", "tie-unopened", "slur-unclosed",
                          "slur-unopened"})  # fmt: skip
 # Problems reported but converted as written (the kern is valid; nothing to replace by rests).
-_KEPT_CODES = frozenset({"layout", "cut-off", "staff-measures"})
+_KEPT_CODES = frozenset({"layout", "cut-off", "repeating", "staff-measures"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,7 +150,11 @@ def assemble(analysis: InputAnalysis, results: list, *, low_confidence: float) -
             located.append({"system": crop.number, "measure": None, "line": None,
                             "code": "no-music", "message": "the model wrote no notes or rests "
                             "for this system"})  # fmt: skip
-        if not result.finished:
+        if result.repeated:
+            located.append({"system": crop.number, "measure": None, "line": None,
+                            "code": "repeating", "message": "the model got stuck repeating "
+                            "itself and was stopped; the end of this system is missing"})  # fmt: skip
+        elif not result.finished:
             located.append({"system": crop.number, "measure": None, "line": None,
                             "code": "cut-off", "message": "the model hit its token budget; the "
                             "end of this system is missing"})  # fmt: skip
