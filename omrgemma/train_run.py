@@ -733,18 +733,27 @@ def model_card(run_dir: Path) -> str:
     patch = str(ph) if ph == pw else f"{ph}x{pw}"
     n_params = _count_params(config)
     rate = np.median([r["samples_per_s"] for r in steps[-20:]]) if steps else float("nan")
+    from omrgemma.recognizer import model_unit
+
+    unit = model_unit(config.image_hw)
+    reads = (
+        "one engraved staff and writes its standalone **kern (a multi-staff system is split at "
+        "its staves, each staff read, and the staves' kern joined measure by measure)"
+        if unit == "staff"
+        else "one engraved system and writes standalone **kern"
+    )
     lines = [
         f"# {config.name}",
         "",
         "A small PaliGemma-2-shaped model (SigLIP-style ViT encoder + Gemma-2-style decoder, "
-        "prefix-LM) that reads one engraved system and writes standalone **kern. Trained on "
+        f"prefix-LM) that reads {reads}. Trained on "
         "CPU by `omrgemma train`; **an early checkpoint: see the measurements before "
         "relying on it**.",
         "",
         "## Architecture",
         "",
         f"- {n_params / 1e6:.2f} M parameters, stored in bfloat16",
-        f"- input: {'x'.join(map(str, config.image_hw))} (height x width) grey system image "
+        f"- input: {'x'.join(map(str, config.image_hw))} (height x width) grey {unit} image "
         f"(fitted with aspect kept, centred on white), patch {patch} -> "
         f"{config.num_image_tokens} image tokens",
         f"- encoder: width {v.width}, {v.depth} layers, {v.num_heads} heads, MLP {v.mlp_dim}",
