@@ -30,9 +30,25 @@ def test_fewer_copies_longer_blocks_and_broken_runs_do_not_count():
     assert _period([1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 1, 2, 3, 4, 5]) == 0  # a block of 5 > 4
     assert _period([5, 5, 6, 5]) == 0
     assert _period([]) == 0
-    # kern does not repeat like that: a real staff's token ids under the default rule
-    staff = [3, 40, 41, 5, 12, 5, 12, 5, 13, 5, 12, 6, 12, 5, 12, 5, 13, 5, 12, 6] * 3
-    assert _period(staff, RepeatStop()) == 0
+
+
+def test_repetitive_real_music_does_not_stop_under_the_default_rule():
+    """Staves that repeat the most, in the shipped tokenizer's ids: eight bars of one Alberti
+    figure in sixteenths, eight whole-bar rests, a bar of eight repeated eighths."""
+    from pathlib import Path
+
+    from omrgemma.kerntok import load_processor
+
+    root = Path(__file__).resolve().parents[2]
+    sp = load_processor((root / "models" / "omrgemma-small" / "tokenizer.model").read_bytes())
+    head = "**kern\n*clefF4\n*k[]\n*M4/4\n"
+    alberti = "16CLL\n16G\n16E\n16GJJ\n" * 4 + "=\n"
+    staves = [head + alberti * 8 + "*-\n", head + "1r\n=\n" * 8 + "*-\n",
+              head + "8c\n" * 8 + "=\n" + "*-\n"]  # fmt: skip
+    for staff in staves:
+        ids = sp.encode(staff)
+        assert all(_period(ids[:end], RepeatStop()) == 0 for end in range(1, len(ids) + 1))
+        assert trimmed_length(ids, RepeatStop()) == len(ids)
 
 
 def test_numpy_and_jax_agree_row_by_row():
