@@ -37,7 +37,6 @@ from omrgemma.errors import UsageError
 from omrgemma.nn import gemma
 from omrgemma.nn import paligemma as pg
 from omrgemma.quantize import for_forward
-from omrgemma.repeat_stop import RepeatStop
 
 PROMPT_BUCKETS = (8, 16, 32, 64)
 # Float LLM layer weights up to this size are split per layer for the decode loop (a copy).
@@ -473,7 +472,7 @@ def generate(
     seed: int = 0,
     cache_dtype: Any = jnp.float32,
     mesh: jax.sharding.Mesh | None = None,
-    repeat_stop: RepeatStop | None = repeats.DEFAULT,
+    repeat_stop: repeats.RepeatStop | None = repeats.DEFAULT,
 ) -> list[DecodeResult]:
     """Generates up to `max_new_tokens` ids after each image + prompt.
 

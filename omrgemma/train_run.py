@@ -718,6 +718,7 @@ def model_card(run_dir: Path) -> str:
     log.jsonl), so a later export describes the later checkpoint.
     """
     from omrgemma import train_state
+    from omrgemma.recognizer import model_unit
 
     run_dir = Path(run_dir)
     run = load_run(run_dir)
@@ -733,8 +734,6 @@ def model_card(run_dir: Path) -> str:
     patch = str(ph) if ph == pw else f"{ph}x{pw}"
     n_params = _count_params(config)
     rate = np.median([r["samples_per_s"] for r in steps[-20:]]) if steps else float("nan")
-    from omrgemma.recognizer import model_unit
-
     unit = model_unit(config.image_hw)
     reads = (
         "one engraved staff and writes its standalone **kern (a multi-staff system is split at "

@@ -67,24 +67,7 @@ def test_the_pool_refuses_held_out_movements(shared_data):
 
 def test_a_prepared_run_holds_single_staves_from_training_movements_only(shared_data, tmp_path):
     """prepare_run on a corpus of three Joplin rags: two for training, one held out."""
-    from omrgemma.train import TrainConfig
-    from omrgemma.train_run import SMALL_STAFF, DataSettings, prepare_run
-
-    corpus = tmp_path / "data" / "kern" / "piano" / "joplin"
-    corpus.mkdir(parents=True)
-    held_name = heldout("piano/joplin")[0].rpartition("/")[2]
-    training = train_files(shared_data, ["piano/joplin"])[:2]
-    for path in [*training, shared_data / "kern" / "piano" / "joplin" / held_name]:
-        shutil.copy(path, corpus / path.name)
-    run = tmp_path / "run"
-    prepare_run(
-        run,
-        model=SMALL_STAFF,
-        data=DataSettings(dataset="piano-staves", measures=(1, 2), heldout_examples=8),
-        train=TrainConfig(),
-        data_dir=tmp_path / "data",
-        vocab_size=160,
-    )
+    run = _prepared(tmp_path, {"piano/joplin": _joplin(shared_data)}, "piano-staves")
     pool = [json.loads(line) for line in (run / "pool.jsonl").read_text().splitlines()]
     held = [json.loads(line) for line in (run / "heldout.jsonl").read_text().splitlines()]
     assert len(pool) > 100 and len(held) == 8
@@ -113,33 +96,15 @@ def test_a_snippet_whose_spines_the_cutter_broke_is_skipped(tmp_path):
 def test_the_staves_dataset_pools_single_and_piano_staves(shared_data, tmp_path):
     """prepare_run with dataset "staves" on two Joplin rags and two Foster songs: one pool of
     single staves from both kinds of music (the tokenizer trained on the same text)."""
-    from omrgemma.train import TrainConfig
-    from omrgemma.train_run import SMALL_STAFF, STAFF_DATASETS, DataSettings, prepare_run
+    from omrgemma.train_run import STAFF_DATASETS
 
     assert DATASETS["staves"] == DATASETS["single"] + DATASETS["piano"]
     assert STAFF_DATASETS == {"piano-staves", "staves"}
-    held_name = heldout("piano/joplin")[0].rpartition("/")[2]
     sources = {
-        "piano/joplin": [
-            *train_files(shared_data, ["piano/joplin"])[:2],
-            shared_data / "kern" / "piano" / "joplin" / held_name,
-        ],
+        "piano/joplin": _joplin(shared_data),
         "mono/foster-songs": train_files(shared_data, ["mono/foster-songs"])[:2],
     }
-    for collection, paths in sources.items():
-        corpus = tmp_path / "data" / "kern" / collection
-        corpus.mkdir(parents=True)
-        for path in paths:
-            shutil.copy(path, corpus / path.name)
-    run = tmp_path / "run"
-    prepare_run(
-        run,
-        model=SMALL_STAFF,
-        data=DataSettings(dataset="staves", measures=(1, 2), heldout_examples=8),
-        train=TrainConfig(),
-        data_dir=tmp_path / "data",
-        vocab_size=160,
-    )
+    run = _prepared(tmp_path, sources, "staves")
     pool = [json.loads(line) for line in (run / "pool.jsonl").read_text().splitlines()]
     assert all(_single_staff(kern) for kern in pool)
     data = tmp_path / "data"
@@ -154,3 +119,42 @@ def test_the_staves_dataset_pools_single_and_piano_staves(shared_data, tmp_path)
         assert 10 < len(alone) < len(pool)
     meta = json.loads((run / "run.json").read_text())
     assert meta["train_movements"] == 4 and meta["data"]["dataset"] == "staves"
+
+
+def _prepared(tmp_path, sources: dict, dataset: str):
+    """A run folder prepared on a corpus holding only `sources` ({collection: kern files})."""
+    from omrgemma.train import TrainConfig
+    from omrgemma.train_run import SMALL_STAFF, DataSettings, prepare_run
+
+    for collection, paths in sources.items():
+        corpus = tmp_path / "data" / "kern" / collection
+        corpus.mkdir(parents=True)
+        for path in paths:
+            shutil.copy(path, corpus / path.name)
+    run = tmp_path / "run"
+    prepare_run(
+        run,
+        model=SMALL_STAFF,
+        data=DataSettings(dataset=dataset, measures=(1, 2), heldout_examples=8),
+        train=TrainConfig(),
+        data_dir=tmp_path / "data",
+        vocab_size=160,
+    )
+    return run
+
+
+def _joplin(shared_data) -> list:
+    """Two Joplin training rags and one held-out rag."""
+    held_name = heldout("piano/joplin")[0].rpartition("/")[2]
+    return [
+        *train_files(shared_data, ["piano/joplin"])[:2],
+        shared_data / "kern" / "piano" / "joplin" / held_name,
+    ]
+
+
+def test_the_cli_offers_every_dataset_and_no_other():
+    """`--dataset` lists the names by hand (the CLI must not import JAX to show its help)."""
+    from omrgemma.cli.train import command
+
+    (option,) = [p for p in command.params if p.name == "dataset"]
+    assert sorted(option.type.choices) == sorted(DATASETS)
