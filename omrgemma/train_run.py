@@ -377,7 +377,9 @@ def heldout_evaluator(run_dir: Path, run: dict, config, fns, encoder, batch_size
     from omrgemma.train import Evaluator, images_to_model
 
     data = data_settings(run)
-    options = dataclasses.replace(data.examples, camera_probability=0.0, scan_probability=0.0)
+    options = dataclasses.replace(
+        data.examples, camera_probability=0.0, scan_probability=0.0, clutter_probability=0.0
+    )
     spec = stream_spec(run, encoder, batch_size)
     images, ids, refs = [], [], []
     for i, kern in enumerate(_read_jsonl(Path(run_dir) / "heldout.jsonl")):
@@ -771,7 +773,9 @@ def model_card(run_dir: Path) -> str:
         f"({run.get('pool_size', '?')} snippets; held-out movements of `omrgemma/data/heldout.json` "
         "excluded), engraved with verovio in varied fonts and scales, "
         f"{data.examples.camera_probability:.0%} camera-like and {data.examples.scan_probability:.0%} "
-        "scan-like degradations. Sources and licences (several are non-commercial; use the model "
+        "scan-like degradations, "
+        f"{data.examples.clutter_probability:.0%} of staves with printed-edition clutter "
+        "(fingerings, dynamics, neighbouring-staff fragments). Sources and licences (several are non-commercial; use the model "
         "accordingly):",
         "",
         *[f"- `{c}`: {LICENCES.get(c, 'see data README')}" for c in DATASETS[data.dataset]],

@@ -78,6 +78,14 @@ from omrgemma.errors import UsageError
     show_default=True,
     help="Share of the decoder's input kern tokens replaced by <unk> while training.",
 )
+@click.option(
+    "--clutter",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of staff examples given fingerings, dynamics and neighbouring-staff fragments, "
+    "as staves cut from printed pages carry them.",
+)
 @click.option("--ctc-upsample", default=4, show_default=True, help="CTC frames per patch column.")
 @click.option(
     "--lora-rank",
@@ -137,7 +145,8 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
             measures: str,
             init_from: Path | None, tokenizer: str, image_size: str | None,
             patch_size: str | None, encoder_only: bool, ctc_weight: float,
-            ctc_upsample: int, input_dropout: float, lora_rank: int, lora_alpha: float,
+            ctc_upsample: int, input_dropout: float, clutter: float, lora_rank: int,
+            lora_alpha: float,
             batch_size: int, learning_rate: float, warmup: int,
             total_steps: int, freeze: str | None, minutes: float | None, steps: int | None,
             workers: int, checkpoint_every: float, eval_every: float, eval_sets: str, seed: int,
@@ -161,6 +170,7 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
 
     from omrgemma import train_run, train_slices
     from omrgemma.ctc import CtcSettings
+    from omrgemma.data.kern_examples import ExampleOptions
     from omrgemma.lora import LoraSettings
     from omrgemma.settings import data_dir
     from omrgemma.train import TrainConfig
@@ -188,8 +198,9 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
             input_dropout=input_dropout,
         )  # fmt: skip
         data = train_run.DataSettings(
-            dataset=dataset, measures=(int(low), int(high or low)), seed=seed
-        )
+            dataset=dataset, measures=(int(low), int(high or low)), seed=seed,
+            examples=ExampleOptions(clutter_probability=clutter),
+        )  # fmt: skip
         console.print(f"preparing {run_dir} (snippet pool, tokenizer, held-out slice)")
         model = train_run.PRESETS[preset]
         if init_from is not None:

@@ -105,6 +105,8 @@ class ExampleOptions:
     justify_probability: float = 0.15  # stretch the system to a wider page width
     camera_probability: float = 0.15
     scan_probability: float = 0.15
+    # fingerings, dynamics, neighbour-staff fragments (`omrgemma.data.clutter`); staves only
+    clutter_probability: float = 0.0
 
     def __post_init__(self) -> None:
         # run.json stores a pair as a JSON list; a square pair is the plain int, as in the config.
@@ -157,6 +159,7 @@ class KernExamples:
 
     def __call__(self, rng: np.random.Generator) -> tuple[np.ndarray, str] | None:
         from omrgemma.data.augment import augment_camera, augment_scan
+        from omrgemma.data.clutter import add_clutter
         from omrgemma.data.render import render_system
         from omrgemma.errors import ConversionError
 
@@ -174,6 +177,8 @@ class KernExamples:
         except ConversionError:
             return None
         image = trim_white(image)
+        if opts.clutter_probability and rng.random() < opts.clutter_probability:
+            image = add_clutter(image, rng)
         draw = rng.random()
         if draw < opts.camera_probability:
             image = augment_camera(image, rng)
