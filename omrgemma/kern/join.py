@@ -26,8 +26,12 @@ How the staves are lined up:
 
 When the staves disagree on the number of measures, the shorter ones are padded at the end with
 rests lasting what the other staves' measure lasts (one rest per voice, split into several when
-no single duration fits), and a `staff-measures` `Problem` says which staff and where. A system
-with one staff comes back as it was.
+no single duration fits), and a `staff-measures` `Problem` says which staff and where. When they
+disagree on how long measure k lasts (one staff read a quarter too few), the shorter staves'
+measure ends with rests up to the longest one's end and a `staff-durations` warning says where:
+otherwise the barline would fall while another staff's note still sounds, and no Humdrum or
+music21 reader could time the system at all (every note of it would be lost). A system with one
+staff comes back as it was.
 
 Pure Python on text: no music21, no verovio.
 """
@@ -40,9 +44,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from omrgemma.kern.parse import Kind, Parser
-from omrgemma.kern.problems import Problem, error
+from omrgemma.kern.problems import Problem, error, warning
 
 PADDED = "staff-measures"
+SHORT = "staff-durations"
 _NULL = {Kind.DATA: ".", Kind.INTERPRETATION: "*", Kind.LOCAL_COMMENT: "!"}
 _AFTER_ALL = Fraction(10**9)  # the onset key of lines after a measure's last note
 _LINE_KINDS = (Kind.DATA, Kind.INTERPRETATION, Kind.LOCAL_COMMENT)
@@ -99,18 +104,30 @@ def join_staves(staves: Sequence[str]) -> JoinedSystem:
         out.append(_barline([s.opening for s in spines], widths))
     total = max(len(s.measures) for s in spines)
     first_padded: dict[int, int] = {}  # staff (spine order) -> joined line of its first rest
+    warnings: list[Problem] = []
     for k in range(total):
         padded = [j for j, s in enumerate(spines) if k >= len(s.measures)]
         duration = _measure_duration([s.measures[k] for s in spines if k < len(s.measures)])
         streams = []
+        short: list[tuple[int, Fraction]] = []  # (staff in spine order, its measure's length)
         for j, staff in enumerate(spines):
             if j in padded:
                 meter = staff.meter or next((s.meter for s in spines if s.meter), None)
                 streams.append(_rests(duration or meter or Fraction(4), widths[j]))
                 first_padded.setdefault(j, len(out) + 1)
-            else:
-                streams.append(staff.measures[k].lines)
+                continue
+            measure = staff.measures[k]
+            lines = measure.lines
+            if duration and measure.duration and measure.duration < duration:
+                width = lines[-1].width_after if lines else max(widths[j], 1)
+                rests = _rests(duration - measure.duration, width, start=measure.duration)
+                lines = lines + rests
+                short.append((j, measure.duration))
+            streams.append(lines)
         out += _merge(streams, widths)
+        for j, length in sorted(short, key=lambda item: order[item[0]]):
+            message = _short_message(order[j] + 1, len(spines), k + 1, length, duration)
+            warnings.append(warning(len(out) + 1, SHORT, message))
         bars = [s.measures[k].barline if k < len(s.measures) else None for s in spines]
         if any(b is not None for b in bars):
             out.append(_barline(bars, widths))
@@ -118,6 +135,7 @@ def join_staves(staves: Sequence[str]) -> JoinedSystem:
     for j, line in sorted(first_padded.items(), key=lambda item: order[item[0]]):
         message = _padding_message(order[j] + 1, len(spines), len(spines[j].measures), total)
         problems.append(error(line, PADDED, message))
+    problems += warnings
     out += _merge([s.trailing for s in spines], widths)
     out.append("\t".join("*-" for j in range(len(spines)) for _ in range(widths[j] or 1)))
     return JoinedSystem(
@@ -171,6 +189,19 @@ def _padding_message(staff: int, staves: int, have: int, total: int) -> str:
         f"staff {staff} of {staves} (from the top) has {have} measure{'s' * (have != 1)}, "
         f"the system {total}: {which} of that staff {'is' if have + 1 == total else 'are'} rests"
     )
+
+
+def _short_message(
+    staff: int, staves: int, measure: int, length: Fraction, longest: Fraction | None
+) -> str:
+    return (
+        f"measure {measure} of staff {staff} of {staves} (from the top) lasts {_quarters(length)} "
+        f"quarters, the system's longest {_quarters(longest or length)}: ended with rests"
+    )
+
+
+def _quarters(value: Fraction) -> str:
+    return str(value) if value.denominator != 1 else str(value.numerator)
 
 
 def _read(text: str, *, staff: int = 1) -> _Staff:
@@ -255,9 +286,9 @@ def _measure_duration(measures: list[_Measure]) -> Fraction | None:
     return max(known) if known else None
 
 
-def _rests(duration: Fraction, width: int) -> list[_Line]:
-    """Rest lines lasting `duration` quarters in every one of `width` voices."""
-    lines, onset = [], Fraction(0)
+def _rests(duration: Fraction, width: int, *, start: Fraction = Fraction(0)) -> list[_Line]:
+    """Rest lines lasting `duration` quarters in every one of `width` voices, from `start`."""
+    lines, onset = [], start
     for part in _rest_durations(duration):
         token = _rest_token(part)
         lines.append(_Line(kind=Kind.DATA, fields=(token,) * max(width, 1),
@@ -358,4 +389,4 @@ def _barline(bars: list[tuple[str, ...] | None], widths: list[int]) -> str:
     return "\t".join(fields)
 
 
-__all__ = ["PADDED", "JoinedSystem", "join_staves"]
+__all__ = ["PADDED", "SHORT", "JoinedSystem", "join_staves"]

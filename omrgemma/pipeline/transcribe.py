@@ -40,7 +40,7 @@ DEFAULT_FORMATS = ("krn", "musicxml", "midi")
 _JOIN_CODES = frozenset({"missing-terminator", "tie-unclosed", "tie-unopened", "slur-unclosed",
                          "slur-unopened"})  # fmt: skip
 # Problems reported but converted as written (the kern is valid; nothing to replace by rests).
-_KEPT_CODES = frozenset({"layout", "cut-off", "repeating", "staff-measures"})
+_KEPT_CODES = frozenset({"layout", "cut-off", "repeating", "staff-measures", "staff-durations"})
 
 
 @dataclass(frozen=True, kw_only=True)

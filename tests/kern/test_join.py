@@ -10,7 +10,8 @@ from fractions import Fraction
 
 import pytest
 
-from omrgemma.kern.join import PADDED, join_staves
+from omrgemma.kern.join import PADDED, SHORT, join_staves
+from omrgemma import metrics
 from omrgemma.kern.parse import Kind, parse
 from omrgemma.kern.validate import has_errors, validate
 
@@ -104,6 +105,38 @@ def test_padding_lasts_what_the_other_staff_measure_lasts():
     assert rows[2:] == [("1r", "1e"), ("4r", "4f")]
     assert [p.code for p in joined.problems] == [PADDED]
     _valid(joined.text)
+
+
+def test_a_measure_read_too_short_in_one_staff_ends_with_rests_so_the_system_can_be_timed():
+    # The left hand's first measure was read as one quarter note where the right hand has two:
+    # without the rest, the barline falls while the right hand's G sounds, converter21 cannot
+    # time the system and every note of it gets onset -1 (seen on GrandStaff-like systems).
+    lower = "**kern\n*clefF4\n*k[]\n*M2/4\n4C\n=\n8G\n8B\n4G\n=\n*-\n"
+    joined = join_staves([UPPER, lower])
+    assert _data_rows(joined.text)[:2] == [("4C", "4e"), ("4r", "4g")]
+    [problem] = joined.problems
+    assert problem.code == SHORT and problem.severity == "warning"
+    assert "measure 1 of staff 2 of 2" in problem.message and "lasts 1 quarters" in problem.message
+    assert joined.text.splitlines()[problem.line - 1] == "=\t="  # the barline it ends at
+    _valid(joined.text)
+    notes = metrics.kern_notes(joined.text)
+    assert notes is not None
+    assert sorted(notes.elements()) == [
+        (Fraction(0), 48, Fraction(1)), (Fraction(0), 64, Fraction(1)),
+        (Fraction(1), 67, Fraction(1)),
+        (Fraction(2), 55, Fraction(1, 2)), (Fraction(2), 60, Fraction(2)),
+        (Fraction(5, 2), 59, Fraction(1, 2)), (Fraction(3), 55, Fraction(1)),
+    ]  # fmt: skip
+
+
+def test_a_voice_split_staff_read_short_is_padded_in_every_voice():
+    upper = "**kern\n*clefG2\n*M3/4\n2.e\n=\n*-\n"
+    lower = "**kern\n*clefF4\n*M3/4\n*^\n2C\t4E\n.\t4G\n=\n*v\t*v\n*-\n"  # 2 of 3 quarters
+    joined = join_staves([upper, lower])
+    assert _data_rows(joined.text) == [("2C", "4E", "2.e"), (".", "4G", "."), ("4r", "4r", ".")]
+    assert [p.code for p in joined.problems] == [SHORT]
+    _valid(joined.text)
+    assert all(onset >= 0 for onset, _, _ in metrics.kern_notes(joined.text))
 
 
 def test_an_empty_staff_becomes_a_spine_of_rests():
