@@ -15,9 +15,11 @@ scored on the joined kern. Two baselines give the floor every model must beat:
   1-8-measure chunks, as the grandstaff-like set is cut (for the single-staff set: the training
   movements of its collections in 1-4-measure chunks).
 
-Per example: edit counts (see `omrgemma.metrics`), note counts (when `music=True`), `valid` (the
-prediction has no `omrgemma.kern.validate` error) and `converts` (converter21 reads it and
-MusicXML can be written from it, without repair).
+Per example: edit counts (see `omrgemma.metrics`) of the prediction as the model wrote it; note
+counts (when `music=True`) of the prediction after `omrgemma.kern.repair`, the kern `transcribe`
+converts to MusicXML and MIDI, so note F1 measures the notes a user gets; `valid` (the raw
+prediction has no `omrgemma.kern.validate` error) and `converts` (converter21 reads the raw
+prediction and MusicXML can be written from it, without repair).
 """
 
 from __future__ import annotations
@@ -215,11 +217,17 @@ def converts_to_musicxml(kern: str) -> bool:
     return True
 
 
+def _repaired(kern: str) -> str:
+    from omrgemma.kern.repair import repair
+
+    return repair(kern)[0] if kern.strip() else kern
+
+
 def score_example(example: Example, prediction: str, *, music: bool) -> ExampleResult:
     notes = converts = None
     if music:
         reference_notes = metrics.kern_notes(example.kern) or Counter()
-        notes = metrics.note_counts(prediction, reference_notes)
+        notes = metrics.note_counts(_repaired(prediction), reference_notes)
         converts = converts_to_musicxml(prediction) if prediction.strip() else False
     return ExampleResult(
         id=example.id,

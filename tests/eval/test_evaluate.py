@@ -113,3 +113,27 @@ def test_cli_prints_a_table_and_writes_json(corpus, tmp_path):
     document = json.loads(out.read_text())
     assert document["overall"]["cer"] == 100.0
     assert document["by_collection"]["piano/mine"]["examples"] == document["overall"]["examples"]
+
+
+def test_note_f1_scores_the_repaired_prediction_text_scores_the_raw_one():
+    """Bar 1's left hand read as a half note for a dotted half: as written, music21 cannot time
+    the system (every note at onset -1, none matched); `transcribe` repairs it with a rest, and
+    note F1 counts what that gives the user, while SER still charges the raw text."""
+    import numpy as np
+
+    from omrgemma import metrics
+    from omrgemma.data.testsets import Example
+    from omrgemma.evaluate import score_example
+
+    reference = (
+        "**kern\t**kern\n*M3/4\t*M3/4\n2.C\t4c\n.\t4d\n.\t4e\n=\t=\n2.D\t2.f\n=\t=\n*-\t*-\n"
+    )
+    prediction = reference.replace("2.C", "2C", 1)
+    example = Example(
+        id="x", collection="piano/x", image=np.zeros((4, 4), np.uint8), kern=reference
+    )
+    result = score_example(example, prediction, music=True)
+    # all but the misread C (the added rest is no note); unrepaired, none would match
+    assert (result.notes.matched, result.notes.predicted, result.notes.reference) == (5, 6, 6)
+    assert metrics.note_counts(prediction, metrics.kern_notes(reference)).matched == 0
+    assert result.counts.symbol_edits > 0 and not result.valid

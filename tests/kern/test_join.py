@@ -10,8 +10,8 @@ from fractions import Fraction
 
 import pytest
 
-from omrgemma.kern.join import PADDED, SHORT, join_staves
 from omrgemma import metrics
+from omrgemma.kern.join import PADDED, SHORT, join_staves
 from omrgemma.kern.parse import Kind, parse
 from omrgemma.kern.validate import has_errors, validate
 

@@ -92,5 +92,59 @@ def test_repair_does_not_invent_durations_it_cannot_justify():
 
 def test_repair_pads_with_nulls_and_trims():
     fixed, fixes = repair("**kern\t**kern\n4c\n=1\n*\t*\t*\n4c\t4d\t4e\n*-\t*-\n")
-    assert fixed.splitlines()[1:5] == ["4c\t.", "=1\t=1", "*\t*", "4c\t4d"]
-    assert [f.code for f in fixes] == ["field-count"] * 4
+    # the padded spine then holds no note in bar 1: a rest as long as the bar
+    assert fixed.splitlines()[1:5] == ["4c\t4r", "=1\t=1", "*\t*", "4c\t4d"]
+    assert [f.code for f in fixes] == ["field-count", "spine-durations"] + ["field-count"] * 3
+
+
+# Two voices of one staff in 3/4, the lower one read a quarter short in bar 1 (a half note for a
+# dotted half), as a staff-level model writes them on GrandStaff-like piano systems.
+SHORT_VOICE = (
+    "**kern\n*M3/4\n*^\n4c\t2G\n4d\t.\n4e\t.\n=\t=\n4f\t2.A\n4g\t.\n4a\t.\n=\t=\n*v\t*v\n*-\n"
+)
+BAR_2 = "2.d\t2.b\n=\t=\n*-\t*-\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "padded"),
+    [
+        # the short voice ends where a line already starts: its null there becomes the rest
+        (SHORT_VOICE, "4e\t4r"),
+        # no line starts where it ends (1 quarter): a new line there, before the next one
+        ("**kern\t**kern\n*M3/4\t*M3/4\n4.c\t4g\n8d\t.\n4e\t.\n=\t=\n" + BAR_2, ".\t2r"),
+        # nothing starts after it ends: a new line after the measure's last one
+        ("**kern\t**kern\n*M3/4\t*M3/4\n2.c\t4g\n.\t4a\n=\t=\n" + BAR_2, ".\t4r"),
+    ],
+    ids=["on-a-line", "new-line-between", "new-line-at-the-end"],
+)
+def test_a_spine_read_short_ends_its_measure_with_a_rest(text, padded):
+    from fractions import Fraction
+
+    from omrgemma import metrics
+
+    assert "spine-durations" in [code for _, code in codes(validate(text), "error")]
+    fixed, fixes = repair(text)
+    assert [f.code for f in fixes] == ["spine-durations"]
+    assert padded in fixed.splitlines()
+    assert not has_errors(validate(fixed)), validate(fixed)
+    before, after = metrics.kern_notes(text), metrics.kern_notes(fixed)
+    assert {onset for onset, _, _ in before} == {Fraction(-1)}  # music21 could not time it
+    assert min(onset for onset, _, _ in after) == Fraction(0)
+    assert sum(after.values()) == sum(before.values())  # every note kept
+    onsets = {onset for onset, _, _ in after}
+    assert Fraction(3) in onsets and not onsets & {Fraction(5, 2), Fraction(7, 2)}  # bar 2 at 3
+
+
+def test_the_short_voice_rest_makes_the_staff_timeable_for_music21():
+    from fractions import Fraction
+
+    from omrgemma import metrics
+
+    before = metrics.kern_notes(SHORT_VOICE)
+    assert before is not None and {onset for onset, _, _ in before} == {Fraction(-1)}
+    after = metrics.kern_notes(repair(SHORT_VOICE)[0])
+    assert sorted(after.elements())[:4] == [
+        (Fraction(0), 55, Fraction(2)), (Fraction(0), 60, Fraction(1)),
+        (Fraction(1), 62, Fraction(1)), (Fraction(2), 64, Fraction(1)),
+    ]  # fmt: skip
+    assert (Fraction(3), 57, Fraction(3)) in after  # bar 2's dotted half A, on its downbeat
