@@ -13,10 +13,10 @@ Repair never invents music it cannot justify. In order, it:
   - replaces an unreadable **kern token (`malformed-token`): a chord keeps its readable notes; a
     token with nothing readable becomes a rest of exactly the duration its measure is missing
     (what the other spines, else the meter, say), or a null token when that is unknown or zero;
-  - ends a spine whose measure is shorter than the measure's longest spine with a rest of the
-    difference, placed where its last note ends (`spine-durations`): a voice or staff read a
-    note short. Without it no Humdrum reader can time the file (converter21 gives every note
-    of it the same onset), so one short voice would cost the whole system;
+  - makes the file timeable (`omrgemma.kern.retime`): re-grids a measure whose voices sit on
+    lines their own durations do not reach (`overlap`), and ends a spine shorter than its
+    measure's longest with a rest of the difference (`spine-durations`). Without these no
+    Humdrum reader can time the file, so one misread duration would cost the whole system;
   - removes tie marks without a partner (`tie-unopened`, `tie-unclosed`): `]` or `_` with no
     `[` before it, `[` with no `]` after it (a `_` whose start is missing becomes `[`);
   - appends `*-` terminators when the file ends with spines still open (`missing-terminator`).
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from omrgemma.kern.parse import Kind, Parser, field_kind, parse
+from omrgemma.kern.retime import rest_token, retime
 from omrgemma.kern.tokens import parse_token
 from omrgemma.kern.validate import tie_issues
 
@@ -50,7 +51,8 @@ def repair(text: str) -> tuple[str, list[Fix]]:
     fixes: list[Fix] = []
     lines, origin = _structure(text.lstrip("\ufeff").splitlines(), fixes)
     lines = _tokens(lines, origin, fixes)
-    lines, origin = _short_spines(lines, origin, fixes)
+    lines, origin, timed = retime(lines, origin)
+    fixes += [Fix(line, code, description) for line, code, description in timed]
     lines = _ties(lines, origin, fixes)
     return "".join(line + "\n" for line in lines), sorted(fixes, key=lambda f: f.line)
 
@@ -151,7 +153,7 @@ def _tokens(lines: list[str], origin: list[int], fixes: list[Fix]) -> list[str]:
             missing = None if target is None else target - elapsed
             for record, i, replacement, why in bad:
                 if replacement is None:
-                    if missing and missing > 0 and (rest := _rest(missing)):
+                    if missing and missing > 0 and (rest := rest_token(missing)):
                         replacement, why, missing = (
                             rest,
                             f"a rest of the missing {missing} quarters",
@@ -170,107 +172,6 @@ def _tokens(lines: list[str], origin: list[int], fixes: list[Fix]) -> list[str]:
                 fields[i] = replacement
                 lines[record.line - 1] = "\t".join(fields)
     return lines
-
-
-_MAX_PADS = 256  # rests added to one text at most: each pass re-parses, so bound the work
-
-
-def _short_spines(
-    lines: list[str], origin: list[int], fixes: list[Fix]
-) -> tuple[list[str], list[int]]:
-    """Pad, one at a time, each spine that ends before its measure's longest one."""
-    lines, origin = list(lines), list(origin)
-    skipped: set[tuple[int, str]] = set()  # (measure index, spine) that cannot be padded
-    for _ in range(_MAX_PADS):
-        pad = _next_pad(lines, skipped)
-        if pad is None:
-            break
-        index, fields, replace, note = pad
-        if replace:
-            lines[index] = "\t".join(fields)
-        else:  # a new line: reported at the input line it stands before (or the last one)
-            lines.insert(index, "\t".join(fields))
-            origin.insert(index, origin[min(index, len(origin) - 1)])
-        fixes.append(Fix(origin[index], "spine-durations", note))
-    return lines, origin
-
-
-def _next_pad(lines: list[str], skipped: set[tuple[int, str]]):
-    """(line index, fields, replace the line?, note) of the first rest to add, or None."""
-    parser = Parser()
-    onsets: list[Fraction | None] = []  # per line: the onset of a data line that starts notes
-    for text in lines:
-        record = parser.feed(text)
-        starts = record.kind is Kind.DATA and any(
-            record.fields[i] != "." for i in record.kern_indices()
-        )
-        onsets.append(parser.time if starts else None)
-    parser.finish()
-    records = parser.records
-    for measure in parser.measures:
-        known = {s: d for s, d in measure.durations.items() if d is not None}
-        if len(set(known.values())) < 2:
-            continue
-        longest = max(known.values())
-        for spine, ends in known.items():
-            if ends == longest or (measure.index, spine) in skipped:
-                continue
-            rest = _rest(longest - ends)
-            pad = None if rest is None else _place(records, onsets, measure, spine, ends, rest)
-            if pad is None:
-                skipped.add((measure.index, spine))
-                continue
-            index, fields, replace = pad
-            note = (
-                f"spine {spine} ended {longest - ends} quarters before the measure's other "
-                f"spines: added {rest!r}"
-            )
-            return index, fields, replace, note
-    return None
-
-
-def _place(records, onsets, measure, spine: str, ends: Fraction, rest: str):
-    """Where `rest` goes in `spine`: on the measure's data line that starts at `ends` (the
-    spine null there), else on a new line before the first later one, else after the last."""
-    span = range(measure.start, measure.stop)
-    later = [i for i in span if onsets[i] is not None and onsets[i] >= ends]
-    if later:
-        record = records[later[0]]
-        if spine not in record.spines:
-            return None
-        column = record.spines.index(spine)
-        fields = list(record.fields)
-        if onsets[later[0]] == ends:
-            if fields[column] != ".":
-                return None
-            fields[column] = rest
-            return later[0], fields, True
-        fields = [_NULL[Kind.DATA]] * len(fields)
-        fields[column] = rest
-        return later[0], fields, False
-    timed = [i for i in span if onsets[i] is not None]
-    if not timed:
-        return None
-    record = records[timed[-1]]
-    if spine not in record.spines:
-        return None  # the spine was split or merged after its last note: leave it
-    fields = [_NULL[Kind.DATA]] * len(record.fields)
-    fields[record.spines.index(spine)] = rest
-    return timed[-1] + 1, fields, False
-
-
-def _rest(quarters: Fraction) -> str | None:
-    """A kern rest lasting `quarters` (`4r`, `8.r`, `12r`), or None if one recip cannot say it."""
-    for dots in (0, 1, 2):
-        base = quarters / (2 - Fraction(1, 2**dots))
-        recip = Fraction(4) / base
-        if recip.denominator == 1 and recip.numerator > 0:
-            return f"{recip.numerator}{'.' * dots}r"
-        if recip.numerator == 1 and base.denominator == 1:  # longer than a whole note: 0, 00
-            zeros = {Fraction(8): "0", Fraction(16): "00"}.get(base)
-            if zeros:
-                return f"{zeros}{'.' * dots}r"
-    return None
 
 
 def _ties(lines: list[str], origin: list[int], fixes: list[Fix]) -> list[str]:

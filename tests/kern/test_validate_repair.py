@@ -148,3 +148,50 @@ def test_the_short_voice_rest_makes_the_staff_timeable_for_music21():
         (Fraction(1), 62, Fraction(1)), (Fraction(2), 64, Fraction(1)),
     ]  # fmt: skip
     assert (Fraction(3), 57, Fraction(3)) in after  # bar 2's dotted half A, on its downbeat
+
+
+# The lower voice's second quarter written beside the upper voice's second eighth, not its
+# third: a line whose notes start at different times (`overlap`), as the model writes two-voice
+# piano staves. Bar 2 is there so that music21 must time bar 1 to place it.
+MISALIGNED = "**kern\n*M2/4\n*^\n8c\t4G\n8d\t4A\n8e\t.\n8f\t.\n=\t=\n2c\t2G\n=\t=\n*v\t*v\n*-\n"
+REGRIDDED = ["8c\t4G", "8d\t.", "8e\t4A", "8f\t."]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (MISALIGNED, REGRIDDED),
+        # a clef change in the lower voice stays just before that voice's next note
+        (
+            MISALIGNED.replace("8d\t4A\n", "*\t*clefG2\n8d\t4A\n"),
+            ["8c\t4G", "8d\t.", "*\t*clefG2", "8e\t4A", "8f\t."],
+        ),
+    ],
+    ids=["notes", "with-a-clef-change"],
+)
+def test_voices_written_on_the_wrong_lines_are_regridded_by_their_own_durations(text, expected):
+    from fractions import Fraction
+
+    from omrgemma import metrics
+
+    assert "overlap" in [code for _, code in codes(validate(text), "error")]
+    fixed, fixes = repair(text)
+    assert [f.code for f in fixes] == ["overlap"]
+    lines = fixed.splitlines()
+    assert lines[3 : 3 + len(expected)] == expected
+    assert not has_errors(validate(fixed)), validate(fixed)
+    notes = metrics.kern_notes(fixed)
+    assert (Fraction(1), 57, Fraction(1)) in notes  # the A on beat 2
+    assert (Fraction(2), 55, Fraction(2)) in notes  # bar 2 on its downbeat
+
+
+def test_a_measure_with_a_spine_split_among_its_notes_is_not_regridded():
+    text = MISALIGNED.replace("8e\t.\n", "8e\t.\n*\t*^\n").replace("8f\t.\n", "8f\t.\t.\n")
+    text = text.replace(
+        "=\t=\n2c\t2G\n=\t=\n*v\t*v\n", "=\t=\t=\n2c\t2G\t.\n*\t*v\t*v\n=\t=\n*v\t*v\n"
+    )
+    assert "overlap" in [code for _, code in codes(validate(text), "error")]
+    assert [code for _, code in codes(validate(text), "error")].count("field-count") == 0
+    fixed, fixes = repair(text)
+    assert "overlap" not in [f.code for f in fixes]
+    assert fixed.splitlines()[3:5] == ["8c\t4G", "8d\t4A"]  # left as written
