@@ -22,6 +22,7 @@ from omrgemma.kern.parse import parse
 from omrgemma.kern.validate import validate
 from omrgemma.pipeline.staves import (
     StaffReader,
+    cut_system_start,
     find_system_staves,
     joined_measure_confidence,
     joined_result,
@@ -130,7 +131,7 @@ def test_a_two_staff_render_splits_into_two_staves_top_to_bottom(piano_image):
     rows = []
     for part in parts:
         assert len(find_system_staves(part)) == 1  # one whole staff in each image
-        assert part.shape[1] > 3 * part.shape[0]  # a wide strip, as a staff model reads
+        assert part.shape[1] > 2.5 * part.shape[0]  # a wide strip, as a staff model reads
         match = cv2.matchTemplate(piano_image, part, cv2.TM_SQDIFF)
         assert match.min() == 0  # cut from the render, not resampled
         rows.append(int(np.unravel_index(match.argmin(), match.shape)[0]))
@@ -139,6 +140,37 @@ def test_a_two_staff_render_splits_into_two_staves_top_to_bottom(piano_image):
     staves = find_system_staves(piano_image)
     assert rows[0] + parts[0].shape[0] <= rows[1] + 1
     assert rows[0] < staves[0].top - 2 * staves[0].spacing  # `4ccc` sits on ledger lines above
+
+
+def _line_rows(image: np.ndarray) -> list[int]:
+    dark = image < 160
+    rows = np.flatnonzero(dark.mean(axis=1) > 0.5)
+    return [int(g.mean()) for g in np.split(rows, np.flatnonzero(np.diff(rows) > 1) + 1)]
+
+
+def test_staves_cut_from_a_system_lose_its_brace_and_barline_as_a_lone_staff_has_none(
+    piano_image,
+):
+    from omrgemma.data.kern_examples import trim_white
+    from omrgemma.data.render import render_system
+
+    # the render joins its staves with a barline (and a brace left of it)
+    lines = _line_rows(piano_image)
+    assert len(lines) == 10
+    joined = (piano_image[lines[0] : lines[-1] + 1] < 160).mean(axis=0) > 0.9
+    assert joined[: piano_image.shape[1] // 10].any()
+    for part in split_staves(piano_image):
+        lines = _line_rows(part)
+        assert len(lines) == 5
+        dark = part < 160
+        start = int(np.argmax(dark[lines].all(axis=0)))
+        assert start <= 5  # the staff's lines start the image (trimmed with a 4 px margin)
+        barline = dark[lines[0] : lines[-1] + 1, : start + 3].mean(axis=0) > 0.9
+        assert not barline.any()
+    alone = trim_white(render_system(TOP))
+    assert cut_system_start(alone) is alone  # nothing to cut from a staff rendered alone
+    blank = np.full((30, 200), 255, np.uint8)
+    assert cut_system_start(blank) is blank
 
 
 def test_a_photographed_render_still_has_two_staves(piano_image):
