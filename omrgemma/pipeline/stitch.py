@@ -10,7 +10,10 @@ each. `stitch` joins the systems of all pages in order:
   rest per measure, an extra one dropped, and each such repair is reported;
 - the first system's header is kept; a later system's header tokens that repeat what is in
   force (clef, key signature, key, meter, ...) are dropped, changes stay as an interpretation
-  record at the join;
+  record at the join. A meter change needs its measures' support: editions print the time
+  signature on the first system only, so a model that always writes one guesses it on the
+  others. A later system's new meter (with its `*met`) is kept only when more of its measures
+  last what it says than what the meter in force says, and is otherwise dropped and reported;
 - split spines still open at a system's end are merged (`*v`) so every join has the base layout;
 - one barline at each join (the model may write the closing barline of a system, the opening
   one of the next, or both);
@@ -136,7 +139,12 @@ def stitch(systems: list[SystemKern]) -> StitchedScore:
                 lines.append("\t".join(fields))
             header_written = True
         else:
-            changes = _changes(header, mapping, base, state)
+            changes, dropped = _changes(header, mapping, base, state, _measure_lengths(doc))
+            if dropped:
+                problems.append(
+                    f"system {number}: its meter differs from the one in force but fewer of its "
+                    "measures fit it; kept the meter in force"
+                )
             body = _join_barline(lines, body, base, mapping, fillers)
             lines.append(PAGE_BREAK if system.new_page else LINE_BREAK)
             lines += [text for text in leading if not _BREAK.match(text)]
@@ -274,9 +282,11 @@ def _changes(
     mapping: dict[int, int],
     base: tuple[str, ...],
     state: dict[tuple[int, str], str],
-) -> list[str]:
-    """One interpretation record with the header tokens that differ from those in force."""
-    changes = ["*"] * len(base)
+    lengths: list[Fraction],
+) -> tuple[list[str], bool]:
+    """One interpretation record with the header tokens that differ from those in force ([]
+    when none), and whether a meter change was dropped (see `_meter_supported`)."""
+    found: dict[tuple[int, str], str] = {}
     for record in header:
         if record.kind is not Kind.INTERPRETATION:
             continue
@@ -285,9 +295,44 @@ def _changes(
             if name is None or name in ("staff", "instrument", "part"):
                 continue  # these name the spine; they never change mid-score
             if state.get((track, name)) != token:
-                state[(track, name)] = token
-                changes[track - 1] = token  # a second change of one spine: the last wins
-    return changes if any(c != "*" for c in changes) else []
+                found[(track, name)] = token  # a second change of one spine: the last wins
+    dropped = False
+    for (track, name), token in list(found.items()):
+        if name == "meter" and not _meter_supported(token, state.get((track, name)), lengths):
+            del found[(track, name)]
+            found.pop((track, "mensur"), None)  # the sign goes with the meter it shows
+            dropped = True
+    changes = ["*"] * len(base)
+    for (track, name), token in found.items():
+        state[(track, name)] = token
+        changes[track - 1] = token
+    return (changes if any(c != "*" for c in changes) else []), dropped
+
+
+def _meter_length(token: str | None) -> Fraction | None:
+    match = re.fullmatch(r"\*M(\d+)/(\d+)", token or "")
+    if match is None or int(match.group(2)) == 0:
+        return None
+    return Fraction(4 * int(match.group(1)), int(match.group(2)))
+
+
+def _meter_supported(new: str, old: str | None, lengths: list[Fraction]) -> bool:
+    """Whether more of a system's measures last `new`'s length than `old`'s; a meter with no
+    length (`*M*`, `*MX`), or no meter before, is always taken."""
+    new_length, old_length = _meter_length(new), _meter_length(old)
+    if new_length is None or old_length is None:
+        return True
+    return sum(n == new_length for n in lengths) > sum(n == old_length for n in lengths)
+
+
+def _measure_lengths(doc: KernDocument) -> list[Fraction]:
+    """How long each measure of a system lasts: its longest spine, in quarters."""
+    lengths = []
+    for measure in doc.measures:
+        known = [d for d in measure.durations.values() if d is not None]
+        if known:
+            lengths.append(max(known))
+    return lengths
 
 
 def _join_barline(

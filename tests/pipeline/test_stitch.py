@@ -94,3 +94,26 @@ def test_recip():
     assert recip(Fraction(1, 2)) == "8"
     assert recip(Fraction(8)) == "0"
     assert recip(Fraction(5, 4)) is None
+
+
+def test_a_meter_change_its_measures_do_not_bear_out_is_dropped_and_reported():
+    # The edition prints 3/4 on the first system only; the model guessed C (4/4) on the second,
+    # whose measures last three quarters, as the first system's do.
+    guessed = SECOND.replace("*M3/4\t*M3/4", "*M4/4\t*M4/4\n*met(c)\t*met(c)")
+    score = stitch([SystemKern(text=FIRST), SystemKern(text=guessed)])
+    lines = score.text.splitlines()
+    assert "*M4/4\t*M4/4" not in lines and "*met(c)\t*met(c)" not in lines
+    assert "*k[]\t*k[]" in lines  # the key change on the same system is kept
+    assert any("meter" in p and "system 2" in p for p in score.problems)
+    assert not [p for p in validate(score.text) if p.severity == "error"]
+
+
+def test_a_meter_change_its_measures_bear_out_is_kept():
+    # A real change to 2/4 at the system break: the new system's measures last two quarters.
+    real = SECOND.replace("*M3/4\t*M3/4", "*M2/4\t*M2/4").replace("2.c\t2.e", "2c\t2e")
+    score = stitch([SystemKern(text=FIRST), SystemKern(text=real)])
+    lines = score.text.splitlines()
+    assert "*M2/4\t*M2/4" in lines
+    assert lines.index(LINE_BREAK) < lines.index("*M2/4\t*M2/4")
+    assert not any("meter" in p for p in score.problems)
+    assert not [p for p in validate(score.text) if p.severity == "error"]
