@@ -14,7 +14,7 @@
 #             $INIT, which needs the corpora ($OMRGEMMA_DATA)
 #   INIT      model directory to start a new run from (default models/omrgemma-small)
 #   NEW_ARGS  more `omrgemma train` options for a new run (default: the shipped model's recipe,
-#             "--ctc 0.5 --measures 1-4"; e.g. add "--dataset piano-staves" for the piano stage)
+#             "--dataset staves --measures 1-4 --ctc 1.0 --clutter 0.4 --lr 5e-4 --warmup 20")
 #   WORKERS   rendering processes (default: cores - 2; rendering is the GPU's bottleneck)
 #   BATCH     examples per step (default 128)
 #   WHEELS    a folder of wheels for an offline `pip install --no-index` (the project's
@@ -75,7 +75,7 @@ if [[ -f "$RUN/run.json" ]]; then
   ARGS=(--resume)
 else
   # Preparing reads the kern corpora ($OMRGEMMA_DATA, default ../shared/data).
-  read -r -a NEW <<< "${NEW_ARGS:---ctc 0.5 --measures 1-4}"
+  read -r -a NEW <<< "${NEW_ARGS:---dataset staves --measures 1-4 --ctc 1.0 --clutter 0.4 --lr 5e-4 --warmup 20}"
   ARGS=(--init-from "$INIT" "${NEW[@]}")
 fi
 
