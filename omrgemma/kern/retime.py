@@ -37,7 +37,8 @@ def retime(lines: list[str], origin: list[int]) -> tuple[list[str], list[int], l
     lines, origin, found = list(lines), list(origin), []
     skipped: set[tuple[int, str]] = set()  # (measure, spine or "grid") left alone
     for _ in range(_MAX_PASSES):
-        change = _regrid(lines, skipped) or _next_pad(lines, skipped)
+        parser, onsets = _parsed(lines)  # one parse per pass serves both repairs
+        change = _regrid(parser, skipped) or _next_pad(parser, onsets, skipped)
         if change is None:
             break
         first, stop, new, code, note = change
@@ -79,9 +80,8 @@ def _parsed(lines: list[str]) -> tuple[Parser, list[Fraction | None]]:
 # --- overlap: re-grid a measure -------------------------------------------------------------
 
 
-def _regrid(lines: list[str], skipped: set[tuple[int, str]]):
+def _regrid(parser: Parser, skipped: set[tuple[int, str]]):
     """(first, stop, new lines, code, note) re-gridding the first measure with an overlap."""
-    parser, _ = _parsed(lines)
     overlaps = sorted(p.line for p in parser.problems if p.code == "overlap")
     for measure in parser.measures:
         if (measure.index, "grid") in skipped:
@@ -168,9 +168,8 @@ def _marks(columns: list[list[tuple[Kind, str]]] | None, width: int) -> list[str
 # --- spine-durations: end a short spine with a rest ------------------------------------------
 
 
-def _next_pad(lines: list[str], skipped: set[tuple[int, str]]):
+def _next_pad(parser: Parser, onsets: list[Fraction | None], skipped: set[tuple[int, str]]):
     """(first, stop, new lines, code, note) adding the first rest a short spine needs."""
-    parser, onsets = _parsed(lines)
     for measure in parser.measures:
         known = {s: d for s, d in measure.durations.items() if d is not None}
         if len(set(known.values())) < 2:
