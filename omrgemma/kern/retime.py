@@ -10,9 +10,9 @@ file (every note at onset -1: nothing reaches MusicXML or MIDI in its place):
 - `overlap`: a voice's note sits on a line where another voice's clock says a different time
   (the lower voice's 4th eighth written beside the upper voice's 3rd). Each such measure is
   re-gridded: every spine keeps its tokens in order, timed by its own durations, and the lines
-  are rebuilt by onset (notes that start together share a line, nulls elsewhere). Only measures
-  whose notes form one block of data lines with a fixed layout are re-gridded; one with spine
-  manipulators or comments among its notes, or a token without a duration, is left alone.
+  are rebuilt by onset (notes that start together share a line, nulls elsewhere). A spine
+  split or merge among the notes stays where its voices' clocks put it. A measure with a token
+  without a duration, or a manipulator other than `*^`/`*v`, is left alone.
 - `spine-durations`: a spine ends before the measure's longest one (a note read short). It gets
   a rest of the difference where its last note ends: on the line starting there when its field
   is null, else on a new line.
@@ -23,6 +23,7 @@ number and is kept in step (a new line takes the number of the line it stands be
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from fractions import Fraction
 
 from omrgemma.kern.parse import Kind, Parser
@@ -101,35 +102,65 @@ def _regrid(parser: Parser, skipped: set[tuple[int, str]]):
     return None
 
 
-def _grid(records) -> list[str] | None:
-    """The block's lines rebuilt by onset from each column's own durations, or None if that
-    cannot be done safely (spine manipulators, a layout change, non-kern spines, an unknown
-    duration, a column whose first note was held over the barline).
+Marks = list[tuple[Kind, str]]  # one column's interpretations and comments, in order
 
-    A tandem interpretation (`*clefG2`) or local comment keeps its place in its column: it goes
-    on a line of its kind just before that column's next token, or after the block's last line.
+
+@dataclass
+class _Epoch:
+    """A stretch of the measure with one spine layout: from `start` (quarters) on, `voices`
+    (ids, left to right), opened by the manipulator line `opening` (None for the first)."""
+
+    start: Fraction
+    voices: list[int]
+    opening: str | None
+    after: dict[int, Marks] = field(default_factory=dict)  # marks of voices ending with it
+
+
+def _grid(records) -> list[str] | None:
+    """The block's lines rebuilt by onset from each voice's own durations, or None if that
+    cannot be done safely (non-kern spines, an unknown duration, a voice whose first note was
+    held over the barline, a manipulator other than a split or merge, or one whose voices
+    reach it at different times).
+
+    Spine splits (`*^`) and merges (`*v`) among the notes keep their order, each at the time
+    its voices reach it: a voice that goes on through it places its notes by time, before or
+    after it. Voices reaching a merge at different times (one read short) are padded with a
+    rest to the longest. A tandem interpretation (`*clefG2`) or local comment keeps its place
+    in its voice: on a line of its kind just before that voice's next note, or at the end of
+    the voice's stretch (before the manipulator that ends it, or after the block's last line).
     """
-    width = len(records[0].fields)
+    if any(f == "." for f in records[0].fields):
+        return None  # a note held over the barline: its onset here is not 0
+    voices = list(range(len(records[0].fields)))
+    clock = dict.fromkeys(voices, Fraction(0))
+    graces = dict.fromkeys(voices, 0)
+    pending: dict[int, Marks] = {v: [] for v in voices}
+    epochs = [_Epoch(Fraction(0), list(voices), None)]
+    events: list[tuple[Fraction, int, int, str, Marks]] = []  # onset, grace slot, voice, ...
     for record in records:
+        width = len(voices)
         if len(record.fields) != width or len(record.kern_indices()) != width:
             return None
         if record.kind not in (Kind.DATA, Kind.INTERPRETATION, Kind.LOCAL_COMMENT):
             return None
-        if record.is_manipulator or record.is_exclusive:
+        if record.is_exclusive:
             return None
-    first_data = next(r for r in records if r.kind is Kind.DATA)
-    if any(f == "." for f in first_data.fields):
-        return None  # a note held over the barline: its onset here is not 0
-    notes: dict[tuple[Fraction, int], list[str]] = {}
-    before: dict[tuple[Fraction, int], list[list[tuple[Kind, str]]]] = {}
-    after: list[list[tuple[Kind, str]]] = [[] for _ in range(width)]
-    for column in range(width):
-        onset, graces, pending = Fraction(0), 0, []
-        for record in records:
-            text = record.fields[column]
+        if record.is_manipulator:
+            changed = _manipulate(record.fields, voices, clock, events)
+            if changed is None or changed[1] < epochs[-1].start:
+                return None
+            voices, start = changed
+            ended = {v for v in epochs[-1].voices if v not in voices}
+            epochs[-1].after = {v: pending.pop(v) for v in ended if pending.get(v)}
+            epochs.append(_Epoch(start, list(voices), "\t".join(record.fields)))
+            for v in voices:
+                pending.setdefault(v, [])
+                graces.setdefault(v, 0)
+            continue
+        for v, text in zip(voices, record.fields, strict=True):
             if record.kind is not Kind.DATA:
                 if text not in ("*", "!"):
-                    pending.append((record.kind, text))
+                    pending[v].append((record.kind, text))
                 continue
             if text == ".":
                 continue
@@ -137,25 +168,94 @@ def _grid(records) -> list[str] | None:
             if duration is None:
                 return None
             # grace notes go on their own lines, before the note they lead to
-            slot = (onset, graces - 64) if duration == 0 else (onset, 0)
-            graces = graces + 1 if duration == 0 else 0
-            row = notes.setdefault(slot, ["."] * width)
-            if row[column] != ".":
+            slot = graces[v] - 64 if duration == 0 else 0
+            graces[v] = graces[v] + 1 if duration == 0 else 0
+            events.append((clock[v], slot, v, text, pending[v]))
+            pending[v] = []
+            clock[v] += duration
+    epochs[-1].after = {v: marks for v, marks in pending.items() if marks and v in voices}
+    return _lines(epochs, events)
+
+
+def _manipulate(fields, voices, clock, events) -> tuple[list[int], Fraction] | None:
+    """The voices after a manipulator line and the time it stands at; None for a manipulator
+    other than `*^` / `*v`, or voices reaching it at different times that no rest can pad.
+    Voices merged short of the others get a rest (added to `events`)."""
+    after: list[int] = []
+    times: set[Fraction] = set()
+    next_id = max(clock) + 1
+    i = 0
+    while i < len(fields):
+        v, text = voices[i], fields[i]
+        if text == "*":
+            after.append(v)
+        elif text == "*^":
+            for _ in range(2):
+                clock[next_id] = clock[v]
+                after.append(next_id)
+                next_id += 1
+            times.add(clock[v])
+        elif text == "*v":
+            stop = i
+            while stop < len(fields) and fields[stop] == "*v":
+                stop += 1
+            run = voices[i:stop]
+            if len(run) < 2:
                 return None
-            row[column] = text
-            if pending:
-                before.setdefault(slot, [[] for _ in range(width)])[column] = pending
-                pending = []
-            onset += duration
-        after[column] = pending
+            ends = max(clock[u] for u in run)
+            for u in run:
+                if clock[u] < ends:
+                    rest = rest_token(ends - clock[u])
+                    if rest is None:
+                        return None
+                    events.append((clock[u], 0, u, rest, []))
+            clock[next_id] = ends
+            after.append(next_id)
+            next_id += 1
+            times.add(ends)
+            i += len(run)
+            continue
+        else:
+            return None
+        i += 1
+    if len(times) != 1:
+        return None
+    return after, times.pop()
+
+
+def _lines(epochs: list[_Epoch], events) -> list[str] | None:
+    """The grid: each epoch's notes by onset, its manipulator line before it."""
+    placed: dict[int, dict[tuple[Fraction, int], list[tuple[int, str, Marks]]]] = {}
+    for onset, slot, v, text, marks in events:
+        index = max(
+            (i for i, e in enumerate(epochs) if e.start <= onset and v in e.voices), default=None
+        )
+        if index is None or (index + 1 < len(epochs) and onset >= epochs[index + 1].start):
+            return None  # the voice had ended by then
+        placed.setdefault(index, {}).setdefault((onset, slot), []).append((v, text, marks))
     lines: list[str] = []
-    for slot in sorted(notes):
-        lines += _marks(before.get(slot), width)
-        lines.append("\t".join(notes[slot]))
-    return lines + _marks(after, width)
+    for index, epoch in enumerate(epochs):
+        if index:
+            before = epochs[index - 1]
+            lines += _marks([before.after.get(v, []) for v in before.voices], len(before.voices))
+            lines.append(epoch.opening)
+        column = {v: i for i, v in enumerate(epoch.voices)}
+        width = len(epoch.voices)
+        for key in sorted(placed.get(index, {})):
+            row, marks_before = ["."] * width, [[] for _ in range(width)]
+            for v, text, marks in placed[index][key]:
+                if row[column[v]] != ".":
+                    return None
+                row[column[v]] = text
+                marks_before[column[v]] = marks
+            if any(marks_before):
+                lines += _marks(marks_before, width)
+            lines.append("\t".join(row))
+    last = epochs[-1]
+    return lines + _marks([last.after.get(v, []) for v in last.voices], len(last.voices))
 
 
-def _marks(columns: list[list[tuple[Kind, str]]] | None, width: int) -> list[str]:
+def _marks(columns: list[Marks] | None, width: int) -> list[str]:
     """Interpretation and comment lines holding each column's marks in order, nulls elsewhere."""
     lines: list[str] = []
     for kind, null in ((Kind.LOCAL_COMMENT, "!"), (Kind.INTERPRETATION, "*")):

@@ -185,13 +185,47 @@ def test_voices_written_on_the_wrong_lines_are_regridded_by_their_own_durations(
     assert (Fraction(2), 55, Fraction(2)) in notes  # bar 2 on its downbeat
 
 
-def test_a_measure_with_a_spine_split_among_its_notes_is_not_regridded():
+def test_a_spine_split_among_the_notes_stays_where_its_voice_reaches_it():
+    """The lower voice splits after its two quarters, while the upper voice is still on its
+    third eighth: the split line goes after the upper voice's last eighth, not before it."""
+    from fractions import Fraction
+
+    from omrgemma import metrics
+
     text = MISALIGNED.replace("8e\t.\n", "8e\t.\n*\t*^\n").replace("8f\t.\n", "8f\t.\t.\n")
     text = text.replace(
-        "=\t=\n2c\t2G\n=\t=\n*v\t*v\n", "=\t=\t=\n2c\t2G\t.\n*\t*v\t*v\n=\t=\n*v\t*v\n"
+        "=\t=\n2c\t2G\n=\t=\n*v\t*v\n", "=\t=\t=\n2c\t2G\t2B\n*\t*v\t*v\n=\t=\n*v\t*v\n"
     )
     assert "overlap" in [code for _, code in codes(validate(text), "error")]
-    assert [code for _, code in codes(validate(text), "error")].count("field-count") == 0
+    fixed, fixes = repair(text)
+    assert [f.code for f in fixes] == ["overlap"]
+    assert fixed.splitlines()[3:8] == [*REGRIDDED, "*\t*^"]
+    assert not has_errors(validate(fixed)), validate(fixed)
+    notes = metrics.kern_notes(fixed)
+    assert (Fraction(1), 57, Fraction(1)) in notes  # the A on beat 2
+    assert (Fraction(3, 2), 65, Fraction(1, 2)) in notes  # the upper voice's last eighth
+    assert {(Fraction(2), 55, Fraction(2)), (Fraction(2), 59, Fraction(2))} <= set(notes)
+
+
+def test_voices_merged_at_different_times_are_padded_to_the_later():
+    """The upper voice's second eighth stands beside the lower voice's second quarter, and the
+    upper voice reaches the merge a quarter early: it gets a quarter rest there."""
+    from fractions import Fraction
+
+    from omrgemma import metrics
+
+    text = "**kern\n*M3/4\n*^\n8c\t4G\n8d\t4A\n*v\t*v\n4e\n=\n2.c\n=\n*-\n"
+    assert "overlap" in [code for _, code in codes(validate(text), "error")]
+    fixed, fixes = repair(text)
+    assert fixed.splitlines()[3:8] == ["8c\t4G", "8d\t.", "4r\t4A", "*v\t*v", "4e"]
+    assert not has_errors(validate(fixed)), validate(fixed)
+    notes = metrics.kern_notes(fixed)
+    assert (Fraction(2), 64, Fraction(1)) in notes and (Fraction(3), 60, Fraction(3)) in notes
+
+
+def test_a_measure_with_a_spine_exchange_among_its_notes_is_not_regridded():
+    text = MISALIGNED.replace("8e\t.\n", "8e\t.\n*x\t*x\n")
+    assert "overlap" in [code for _, code in codes(validate(text), "error")]
     fixed, fixes = repair(text)
     assert "overlap" not in [f.code for f in fixes]
     assert fixed.splitlines()[3:5] == ["8c\t4G", "8d\t4A"]  # left as written
