@@ -33,6 +33,8 @@ import numpy as np
 
 from omrgemma.data.sequence import SpecialIds, bucket_for, layout
 
+_WORKER_TIMEOUT_S = 600.0  # far longer than any shard takes to render
+
 
 class ExampleMaker(Protocol):
     """Makes one training example from a random generator (picklable: it travels to workers)."""
@@ -219,7 +221,12 @@ class ShardStream:
         else:
             queued, result = self._pending.popleft()
             assert queued == shard, (queued, shard)
-            data, seconds = result.get()
+            try:
+                data, seconds = result.get(timeout=_WORKER_TIMEOUT_S)
+            except multiprocessing.TimeoutError:
+                # A worker that dies takes its task with it and the pool never answers; shards
+                # are seeded by their index, so building it here gives the same data.
+                data, seconds = load_or_build(self.spec, shard, self.maker, self.encode, self.cache)
             self._fill()
         if self.cache is not None and shard >= self.keep_shards:
             # The stream never goes back: only the shards a resume may need are worth keeping.
