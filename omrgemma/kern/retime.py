@@ -237,7 +237,7 @@ def _lines(epochs: list[_Epoch], events) -> list[str] | None:
     for index, epoch in enumerate(epochs):
         if index:
             before = epochs[index - 1]
-            lines += _marks([before.after.get(v, []) for v in before.voices], len(before.voices))
+            lines += _marks([before.after.get(v, []) for v in before.voices])
             lines.append(epoch.opening)
         column = {v: i for i, v in enumerate(epoch.voices)}
         width = len(epoch.voices)
@@ -248,18 +248,17 @@ def _lines(epochs: list[_Epoch], events) -> list[str] | None:
                     return None
                 row[column[v]] = text
                 marks_before[column[v]] = marks
-            if any(marks_before):
-                lines += _marks(marks_before, width)
+            lines += _marks(marks_before)
             lines.append("\t".join(row))
     last = epochs[-1]
-    return lines + _marks([last.after.get(v, []) for v in last.voices], len(last.voices))
+    return lines + _marks([last.after.get(v, []) for v in last.voices])
 
 
-def _marks(columns: list[Marks] | None, width: int) -> list[str]:
+def _marks(columns: list[Marks]) -> list[str]:
     """Interpretation and comment lines holding each column's marks in order, nulls elsewhere."""
     lines: list[str] = []
     for kind, null in ((Kind.LOCAL_COMMENT, "!"), (Kind.INTERPRETATION, "*")):
-        mine = [[t for k, t in column if k is kind] for column in columns or [[]] * width]
+        mine = [[t for k, t in column if k is kind] for column in columns]
         for i in range(max((len(m) for m in mine), default=0)):
             lines.append("\t".join(m[i] if i < len(m) else null for m in mine))
     return lines
