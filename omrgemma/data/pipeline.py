@@ -24,7 +24,11 @@ import multiprocessing
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +38,7 @@ import numpy as np
 from omrgemma.data.sequence import SpecialIds, bucket_for, layout
 
 _WORKER_TIMEOUT_S = 600.0  # far longer than any shard takes to render
+_POOL_RESTARTS = 3  # then shards are built in the trainer's process for the rest of the stream
 
 
 class ExampleMaker(Protocol):
@@ -198,36 +203,68 @@ class ShardStream:
         self.last_wait_s = 0.0
         self.render_s = 0.0
         self.rendered = 0
-        self._pool = None
-        self._pending: collections.deque = collections.deque()
+        self.worker_failures: list[str] = []
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: collections.deque[tuple[int, Future]] = collections.deque()
         self._next_shard = start // spec.shard_size
         self._current: tuple[int, dict, list] | None = None
-        if workers > 0:
-            ctx = multiprocessing.get_context("spawn")
-            args = (maker, encode, str(cache) if cache else None, worker_nice)
-            self._pool = ctx.Pool(workers, initializer=_worker_init, initargs=args)
+        self._workers = workers
+        self._initargs = (maker, encode, str(cache) if cache else None, worker_nice)
         self._prefetch = max(prefetch, workers) if workers else 0
+        if workers > 0:
+            self._start_pool()
+
+    def _start_pool(self) -> None:
+        self._pool = ProcessPoolExecutor(
+            self._workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init, initargs=self._initargs,
+        )  # fmt: skip
+        queued = [shard for shard, _ in self._pending]  # from a pool that failed
+        self._pending = collections.deque(
+            (shard, self._pool.submit(_worker_shard, self.spec, shard)) for shard in queued
+        )
         self._fill()
 
     def _fill(self) -> None:
         while self._pool is not None and len(self._pending) < self._prefetch:
             shard = self._next_shard
-            self._pending.append((shard, self._pool.apply_async(_worker_shard, (self.spec, shard))))
+            self._pending.append((shard, self._pool.submit(_worker_shard, self.spec, shard)))
             self._next_shard += 1
+
+    def _from_worker(self, shard: int) -> tuple[dict[str, np.ndarray], float]:
+        assert self._pool is not None
+        queued, future = self._pending.popleft()
+        assert queued == shard, (queued, shard)
+        try:
+            result = future.result(timeout=_WORKER_TIMEOUT_S)
+        except (BrokenProcessPool, FutureTimeout) as exc:
+            # A worker died (or hung): the pool cannot be trusted any more. Shards are seeded by
+            # their index, so building this one here, and the queued ones in a new pool, gives
+            # the same data.
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            self.worker_failures.append(f"shard {shard}: {reason}")
+            self._stop_pool()
+            restart = len(self.worker_failures) <= _POOL_RESTARTS
+            warnings.warn(
+                f"rendering worker failed on shard {shard} ({reason}); building it in the "
+                + ("trainer's process and restarting the workers" if restart else
+                   "trainer's process, and every later shard too"),
+                RuntimeWarning, stacklevel=4,
+            )  # fmt: skip
+            if restart:
+                self._start_pool()
+            else:
+                self._pending.clear()
+                self._next_shard = shard + 1
+            return load_or_build(self.spec, shard, self.maker, self.encode, self.cache)
+        self._fill()
+        return result
 
     def _shard(self, shard: int) -> dict[str, np.ndarray]:
         if self._pool is None:
             data, seconds = load_or_build(self.spec, shard, self.maker, self.encode, self.cache)
         else:
-            queued, result = self._pending.popleft()
-            assert queued == shard, (queued, shard)
-            try:
-                data, seconds = result.get(timeout=_WORKER_TIMEOUT_S)
-            except multiprocessing.TimeoutError:
-                # A worker that dies takes its task with it and the pool never answers; shards
-                # are seeded by their index, so building it here gives the same data.
-                data, seconds = load_or_build(self.spec, shard, self.maker, self.encode, self.cache)
-            self._fill()
+            data, seconds = self._from_worker(shard)
         if self.cache is not None and shard >= self.keep_shards:
             # The stream never goes back: only the shards a resume may need are worth keeping.
             shard_path(self.cache, self.spec, shard - self.keep_shards).unlink(missing_ok=True)
@@ -248,11 +285,19 @@ class ShardStream:
         self.last_wait_s = time.monotonic() - t0
         return batch
 
+    def _stop_pool(self) -> None:
+        """Kill the workers at once (a shard half-rendered is not worth waiting for)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        # The executor has no public way to kill its workers before Python 3.14.
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
-            self._pool = None
+        self._stop_pool()
+        self._pending.clear()
 
 
 def take_examples(

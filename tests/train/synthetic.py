@@ -7,6 +7,8 @@ can reach zero loss, and one that ignores it cannot.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from omrgemma.data.sequence import SpecialIds
@@ -48,3 +50,16 @@ class LetterMaker:
         drawn = draw(text, self.size // 16)
         image[: drawn.shape[0], : drawn.shape[1]] = drawn
         return image, text
+
+
+class CrashingLetterMaker(LetterMaker):
+    """A LetterMaker that kills any process but the one that made it: a rendering worker crash."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.home = os.getpid()
+
+    def __call__(self, rng: np.random.Generator):
+        if os.getpid() != self.home:
+            os._exit(3)
+        return super().__call__(rng)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from synthetic import IDS, LetterMaker, encode
+from synthetic import IDS, CrashingLetterMaker, LetterMaker, encode
 
 from omrgemma.data.pipeline import ShardStream, StreamSpec, shard_path
 from omrgemma.data.sequence import bucket_for, layout
@@ -73,6 +73,21 @@ def test_cache_and_worker_processes_give_the_same_batches(tmp_path):
     assert_same(plain, cached)
     assert_same(plain, again)
     assert_same(plain, spawned)
+
+
+def test_a_crashing_worker_costs_time_not_data():
+    plain, _ = batches(n=8, workers=0)
+    stream = ShardStream(SPEC, CrashingLetterMaker(), encode, workers=1)
+    try:
+        # 4 shards: the first 3 each restart the pool, the last gives up on workers
+        with pytest.warns(RuntimeWarning, match="rendering worker failed on shard"):
+            crashed = [stream.next_batch() for _ in range(8)]
+    finally:
+        stream.close()
+    assert_same(plain, crashed)
+    assert [f.split(":")[0] for f in stream.worker_failures] == [f"shard {i}" for i in range(4)]
+    assert all("BrokenProcessPool" in f for f in stream.worker_failures)
+    assert stream._pool is None  # given up after the third restart: shards built here from then on
 
 
 def test_batches_are_length_sorted_within_a_shard():
