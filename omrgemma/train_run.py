@@ -87,6 +87,14 @@ class DataSettings:
     examples: ExampleOptions = field(default_factory=ExampleOptions)
 
 
+def text_buckets(max_tokens: int) -> tuple[int, ...]:
+    """Padded kern lengths of a stream whose longest example has `max_tokens` tokens.
+
+    Batches are padded to the smallest bucket that holds them: 64, 128, 256, then `max_tokens`.
+    """
+    return tuple(b for b in (64, 128, 256) if b < max_tokens) + (max_tokens,)
+
+
 def _read_jsonl(path: Path) -> list:
     return [json.loads(line) for line in path.read_text().splitlines() if line]
 

@@ -33,6 +33,14 @@ from omrgemma.errors import UsageError
 )
 @click.option("--measures", default="1-2", show_default=True, help="Measures per system, LOW-HIGH.")
 @click.option(
+    "--max-tokens",
+    type=click.IntRange(min=64),
+    default=256,
+    show_default=True,
+    help="Longest kern (in tokens) a training example may have; longer ones are drawn again. "
+    "Raise it with --measures for long systems (a dense 8-measure piano staff takes ~300).",
+)
+@click.option(
     "--init-from",
     type=click.Path(exists=True, path_type=Path),
     default=None,
@@ -142,7 +150,7 @@ from omrgemma.errors import UsageError
     help="README.md model card to put in the exported directory.",
 )
 def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: int | None,
-            measures: str,
+            measures: str, max_tokens: int,
             init_from: Path | None, tokenizer: str, image_size: str | None,
             patch_size: str | None, encoder_only: bool, ctc_weight: float,
             ctc_upsample: int, input_dropout: float, clutter: float, lora_rank: int,
@@ -199,6 +207,7 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
         )  # fmt: skip
         data = train_run.DataSettings(
             dataset=dataset, measures=(int(low), int(high or low)), seed=seed,
+            text_buckets=train_run.text_buckets(max_tokens),
             examples=ExampleOptions(clutter_probability=clutter),
         )  # fmt: skip
         console.print(f"preparing {run_dir} (snippet pool, tokenizer, held-out slice)")

@@ -31,3 +31,17 @@ def test_exporting_a_run_without_checkpoint_fails_cleanly(tmp_path, capsys):
     (tmp_path / "run.json").write_text('{"model": {}, "data": {}, "train": {}}')
     code, _, err = run(["train", str(tmp_path), "--export", str(tmp_path / "out")], capsys)
     assert code == 2 and "no checkpoint" in err
+
+
+def test_max_tokens_below_the_smallest_bucket_is_a_usage_error(tmp_path, capsys):
+    code, _, err = run(["train", str(tmp_path / "run"), "--max-tokens", "32"], capsys)
+    assert code == 2 and "--max-tokens" in err and not (tmp_path / "run").exists()
+
+
+def test_text_buckets_end_at_max_tokens():
+    from omrgemma.train_run import text_buckets
+
+    assert text_buckets(256) == (64, 128, 256)  # the default stream
+    assert text_buckets(384) == (64, 128, 256, 384)
+    assert text_buckets(100) == (64, 100)
+    assert text_buckets(64) == (64,)
