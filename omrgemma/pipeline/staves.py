@@ -43,6 +43,7 @@ _MIN_CONTRAST = 8  # grey levels: never ink below this (paper texture, JPEG nois
 _MIN_COVERAGE = 0.3  # a staff's lines must have ink in this share of the columns
 _RELATIVE_COVERAGE = 0.5  # ... and in half as many as the best staff of the system
 _LINE_INK = 160  # grey levels: darker is a staff line's ink (anti-aliased lines render ~120)
+_NEIGHBOUR_REACH = 2.0  # staff spacings: ink at a cut edge this far from the lines is a neighbour's
 
 
 def split_staves(system: np.ndarray) -> list[np.ndarray]:
@@ -72,10 +73,61 @@ def split_staves(system: np.ndarray) -> list[np.ndarray]:
     cuts += [round((a.bottom + b.top) / 2) for a, b in zip(staves[:-1], staves[1:], strict=True)]
     cuts += [int(np.ceil(last.bottom + outer + abs(last.slope) * width / 2)) + 1]
     crops = []
-    for y0, y1 in zip(cuts[:-1], cuts[1:], strict=True):
-        crop = cut_system_start(np.ascontiguousarray(gray[max(0, y0) : min(height, y1)]))
-        crops.append(trim_white(crop))
+    for index, (y0, y1) in enumerate(zip(cuts[:-1], cuts[1:], strict=True)):
+        top = max(0, y0)
+        crop = np.ascontiguousarray(gray[top : min(height, y1)])
+        staff = staves[index]
+        slack = abs(staff.slope) * width / 2
+        crop = drop_neighbour_ink(
+            crop, (staff.top - top - slack, staff.bottom - top + slack), staff.spacing,
+            cut_above=index > 0, cut_below=index < len(staves) - 1,
+        )  # fmt: skip
+        crops.append(trim_white(cut_system_start(crop)))
     return crops
+
+
+def drop_neighbour_ink(
+    crop: np.ndarray,
+    lines: tuple[float, float],
+    spacing: float,
+    *,
+    cut_above: bool,
+    cut_below: bool,
+) -> np.ndarray:
+    """The staff cut `crop` without the neighbouring staves' ink that reaches across the cut.
+
+    Stems, beams and slurs of the next staff that cross the halfway line end in the crop as
+    fragments touching its cut edge (`cut_above`/`cut_below`: that edge is a cut between staves,
+    not the system's outer margin), where a staff rendered alone (training) has white. A piece of
+    ink (8-connected, on the local-contrast ink mask) that touches a cut edge and stays more
+    than `_NEIGHBOUR_REACH` spacings away from the staff's lines (`lines`: top and bottom line
+    rows in the crop) is painted white. The staff's own ink rarely crosses halfway across a gap
+    without reaching its lines (a note two ledger lines out is within reach); what does, was cut
+    in two anyway. With the stage-8 model, on the first 100 systems of each set: GrandStaff-like
+    staff SER 60.5 -> 58.4 % (196 staves), system SER 57.0 -> 54.6 %, valid 68 -> 73 %, note F1
+    0.088 -> 0.092; real scans SER 63.8 -> 61.8 %, note F1 0.024 -> 0.027.
+    """
+    import cv2
+
+    if not (cut_above or cut_below):
+        return crop
+    ink = _contrast_ink(crop)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    height = crop.shape[0]
+    near_top = lines[0] - _NEIGHBOUR_REACH * spacing
+    near_bottom = lines[1] + _NEIGHBOUR_REACH * spacing
+    top, tall = stats[:, cv2.CC_STAT_TOP], stats[:, cv2.CC_STAT_HEIGHT]
+    from_above = cut_above & (top == 0) & (top + tall - 1 < near_top)
+    from_below = cut_below & (top + tall == height) & (top > near_bottom)
+    drop = np.flatnonzero(from_above | from_below)
+    drop = drop[drop > 0]  # label 0 is the paper
+    if drop.size == 0:
+        return crop
+    mask = np.isin(labels, drop).astype(np.uint8)
+    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))  # with the anti-aliased rim
+    out = crop.copy()
+    out[mask > 0] = 255
+    return out
 
 
 def cut_system_start(staff: np.ndarray) -> np.ndarray:

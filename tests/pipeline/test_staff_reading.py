@@ -23,6 +23,7 @@ from omrgemma.kern.validate import validate
 from omrgemma.pipeline.staves import (
     StaffReader,
     cut_system_start,
+    drop_neighbour_ink,
     find_system_staves,
     joined_measure_confidence,
     joined_result,
@@ -191,6 +192,48 @@ def test_a_single_staff_passes_through_uncut_and_trimmed_as_in_training():
     reader = system_reader(staff_model())
     [result] = reader.recognize([image])
     assert result.kern == TOP and result.staves == ()
+
+
+def _staff_crop() -> np.ndarray:
+    """A 130 x 200 cut: a staff with lines at rows 40..80 (spacing 10), white elsewhere."""
+    crop = np.full((130, 200), 255, np.uint8)
+    crop[40:81:10, 10:190] = 0
+    return crop
+
+
+def test_ink_from_the_next_staff_at_a_cut_edge_is_dropped_far_from_the_lines():
+    crop = _staff_crop()
+    crop[108:130, 100:103] = 0  # a stem from the staff below, cut at the bottom edge
+    crop[122:130, 40:60] = 0  # its beam
+    crop[90:130, 150:153] = 0  # ink from the edge to 1 spacing under the lines: the staff's own
+    crop[0:8, 120:123] = 0  # a fragment at the top edge
+    crop[105:110, 20:30] = 0  # a mark in the gap that touches no edge
+    out = drop_neighbour_ink(crop, (40, 80), 10.0, cut_above=False, cut_below=True)
+    assert (out[108:130, 100:103] == 255).all() and (out[122:130, 40:60] == 255).all()
+    for kept in (np.s_[90:130, 150:153], np.s_[0:8], np.s_[105:110, 20:30], np.s_[40:81]):
+        np.testing.assert_array_equal(out[kept], crop[kept])  # the top edge is no cut here
+    cut_top = drop_neighbour_ink(crop, (40, 80), 10.0, cut_above=True, cut_below=False)
+    assert (cut_top[0:8, 120:123] == 255).all() and (cut_top[108:130, 100:103] == 0).all()
+    assert drop_neighbour_ink(crop, (40, 80), 10.0, cut_above=False, cut_below=False) is crop
+
+
+# The left hand's beamed sixteenths climb above its staff with stems up, across the halfway line.
+HIGH_LEFT_HAND = (
+    "**kern\t**kern\n*clefF4\t*clefG2\n*k[]\t*k[]\n*M2/4\t*M2/4\n16c/LL\t2e\n"
+    + "16e/\t.\n16g/\t.\n16e/JJ\t.\n16c/LL\t.\n16e/\t.\n16g/\t.\n16e/JJ\t.\n=\t=\n*-\t*-\n"
+)
+
+
+def test_a_staffs_own_notes_on_ledger_lines_are_kept_when_their_stems_cross_the_cut():
+    from omrgemma.data.render import render_system
+
+    system = render_system(HIGH_LEFT_HAND)
+    upper, lower = find_system_staves(system)
+    halfway = round((upper.bottom + lower.top) / 2)
+    cut = np.ascontiguousarray(system[halfway:])
+    assert (cut[0] < 160).any()  # the stems run into the cut edge
+    lines = (lower.top - halfway, lower.bottom - halfway)
+    assert drop_neighbour_ink(cut, lines, lower.spacing, cut_above=True, cut_below=False) is cut
 
 
 # --- confidence ---------------------------------------------------------------------------------
