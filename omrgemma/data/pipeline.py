@@ -254,8 +254,7 @@ class ShardStream:
             if restart:
                 self._start_pool()
             else:
-                self._pending.clear()
-                self._next_shard = shard + 1
+                self._pending.clear()  # futures of the dead pool
             return load_or_build(self.spec, shard, self.maker, self.encode, self.cache)
         self._fill()
         return result

@@ -106,9 +106,8 @@ def drop_neighbour_ink(
     its lines; a note three ledger lines out, its stem cut, is within reach (at 1 spacing it is
     not). On 200 staves of 100 systems cut from training movements, reaches of 0.5 to 3
     spacings all read within 0.6 SER points of no dropping at all (56.1 %): the stage-8 model
-    knows those pieces. On the test sets the gain is clear.
-    With the stage-8 model, on the first 100 systems of each set (system SER %, valid %, note
-    F1): GrandStaff-like 57.0 / 68 / 0.088 -> 51.9 / 70 / 0.092; camera-like 62.1 / 63 / 0.040
+    knows those pieces. On the test sets, with the stage-8 model, first 100 systems of each set
+    (system SER %, valid %, note F1): GrandStaff-like 57.0 / 68 / 0.088 -> 51.9 / 70 / 0.092; camera-like 62.1 / 63 / 0.040
     -> 61.3 / 62 / 0.039; real scans 63.8 / 66 / 0.024 -> 63.3 / 68 / 0.026.
     """
     import cv2
@@ -116,7 +115,7 @@ def drop_neighbour_ink(
     if not (cut_above or cut_below):
         return crop
     ink = _contrast_ink(crop)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     height = crop.shape[0]
     near_top = lines[0] - _NEIGHBOUR_REACH * spacing
     near_bottom = lines[1] + _NEIGHBOUR_REACH * spacing
