@@ -60,9 +60,7 @@ class SystemResult:
     A system read staff by staff (`omrgemma.pipeline.staves`) keeps each staff's own result in
     `staves` (top to bottom); its `kern` is their join, its tokens, log-probabilities and pieces
     are theirs in turn (so its pieces join to the staves' texts, not to `kern`), and `problems`
-    are the join's (`omrgemma.kern.join`: a staff padded with rests), lines of `kern`. A wide
-    staff read in windows (`omrgemma.pipeline.windows`) keeps each window's result in
-    `windows` the same way, its `kern` their join.
+    are the join's (`omrgemma.kern.join`: a staff padded with rests), lines of `kern`.
     """
 
     kern: str
@@ -72,7 +70,6 @@ class SystemResult:
     finished: bool = True
     repeated: bool = False
     staves: tuple[SystemResult, ...] = ()
-    windows: tuple[SystemResult, ...] = ()
     problems: tuple[Problem, ...] = ()
 
 

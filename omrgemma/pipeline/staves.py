@@ -32,13 +32,6 @@ import numpy as np
 from omrgemma.image.layout import Staff
 from omrgemma.kern.parse import Kind, parse
 from omrgemma.pipeline import confidence as conf
-from omrgemma.pipeline.windows import (
-    MAX_RATIO,
-    find_barlines,
-    join_windows,
-    plan_windows,
-    window_images,
-)
 from omrgemma.recognizer import SystemResult
 
 # Staff spacings (pixels) below this are searched on an enlarged copy, as page analysis does.
@@ -66,52 +59,10 @@ def split_staves(system: np.ndarray) -> list[np.ndarray]:
     from omrgemma.data.kern_examples import trim_white
 
     gray = _gray(system)
-    staves, crops = _cut_staves(gray)
-    if len(staves) < 2:
-        return [trim_white(gray)]
-    return [_finished(crop) for crop in crops]
-
-
-def staff_windows(
-    system: np.ndarray, max_ratio: float | None = MAX_RATIO
-) -> list[list[np.ndarray]]:
-    """uint8[H, W] system image -> per staff (top to bottom), the images it is read in.
-
-    Each staff is cut as `split_staves` cuts it; one wider than `max_ratio` (width/height, as
-    trimmed) is read in windows cut at the barlines that run through the whole system
-    (`omrgemma.pipeline.windows`), each trimmed the same way. None: never in windows.
-    """
-    from omrgemma.data.kern_examples import trim_white
-
-    gray = _gray(system)
-    staves, crops = _cut_staves(gray)
-    if len(staves) < 2:
-        return [[trim_white(gray)]]
-    bars = find_barlines(_contrast_ink(gray), staves) if max_ratio else []
-    out = []
-    for crop in crops:
-        whole = _finished(crop)
-        if not bars or whole.shape[1] <= max_ratio * whole.shape[0]:
-            out.append([whole])
-            continue
-        plan = plan_windows(bars, 0, crop.shape[1], whole.shape[0], max_ratio)
-        out.append([_finished(image) for image in window_images(crop, plan)])
-    return out
-
-
-def _finished(crop: np.ndarray) -> np.ndarray:
-    """A staff's cut as the model reads it: no brace or opening barline, white borders trimmed."""
-    from omrgemma.data.kern_examples import trim_white
-
-    return trim_white(cut_system_start(crop))
-
-
-def _cut_staves(gray: np.ndarray) -> tuple[list[Staff], list[np.ndarray]]:
-    """The staves of a system image and, when there are two or more, each one's rows (see
-    `split_staves`), the neighbouring staves' ink dropped, the whole width kept."""
     staves = find_system_staves(gray)
     if len(staves) < 2:
-        return staves, []
+        return [trim_white(gray)]
+
     height, width = gray.shape
     gaps = [lower.top - upper.bottom for upper, lower in zip(staves[:-1], staves[1:], strict=True)]
     outer = float(np.mean(gaps))
@@ -127,11 +78,12 @@ def _cut_staves(gray: np.ndarray) -> tuple[list[Staff], list[np.ndarray]]:
         crop = np.ascontiguousarray(gray[top : min(height, y1)])
         staff = staves[index]
         slack = abs(staff.slope) * width / 2
-        crops.append(drop_neighbour_ink(
+        crop = drop_neighbour_ink(
             crop, (staff.top - top - slack, staff.bottom - top + slack), staff.spacing,
             cut_above=index > 0, cut_below=index < len(staves) - 1,
-        ))  # fmt: skip
-    return staves, crops
+        )  # fmt: skip
+        crops.append(trim_white(cut_system_start(crop)))
+    return crops
 
 
 def drop_neighbour_ink(
@@ -339,7 +291,6 @@ class StaffReader:
 
     inner: Any
     image_size: tuple[int, int]
-    max_ratio: float | None = MAX_RATIO
     timings: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -369,16 +320,16 @@ class StaffReader:
         return [result.kern for result in self.recognize(images)]
 
     def recognize(self, images: Sequence[np.ndarray]) -> list[SystemResult]:
-        """Split every system (a wide staff into windows), read every image in one call, join
-        each staff's windows and then each system's staves."""
+        """Split every system, read all staves in one call, join each system's staves."""
         began = time.perf_counter()
-        split = [staff_windows(image, self.max_ratio) for image in images]
+        split = [split_staves(image) for image in images]
         self.timings["staves"] += time.perf_counter() - began
-        flat = [window for staves in split for windows in staves for window in windows]
-        read = iter(self._read(flat) if flat else [])
-        results = []
-        for staves in split:
-            mine = [windowed_result([next(read) for _ in windows]) for windows in staves]
+        staves = [staff for parts in split for staff in parts]
+        read = self._read(staves) if staves else []
+        results, start = [], 0
+        for parts in split:
+            mine = read[start : start + len(parts)]
+            start += len(parts)
             results.append(mine[0] if len(mine) == 1 else joined_result(mine))
         return results
 
@@ -395,37 +346,6 @@ def system_reader(recognizer: Any) -> Any:
     if isinstance(recognizer, StaffReader) or getattr(recognizer, "unit", "system") != "staff":
         return recognizer
     return StaffReader(inner=recognizer, image_size=system_crop_size(recognizer.image_size))
-
-
-def windowed_result(windows: Sequence[SystemResult]) -> SystemResult:
-    """One staff's result from its windows' results (left to right): kern joined by
-    `join_windows`, tokens, log-probabilities and pieces concatenated, the windows kept."""
-    if len(windows) == 1:
-        return windows[0]
-    logprobs = [np.asarray(w.token_logprobs, np.float32) for w in windows]
-    return SystemResult(
-        kern=join_windows([w.kern for w in windows]),
-        tokens=tuple(t for w in windows for t in w.tokens),
-        token_logprobs=np.concatenate(logprobs),
-        pieces=tuple(p for w in windows for p in w.pieces),
-        finished=all(w.finished for w in windows),
-        repeated=any(w.repeated for w in windows),
-        windows=tuple(windows),
-    )
-
-
-def staff_measure_confidence(staff: SystemResult) -> list[conf.MeasureConfidence]:
-    """Per measure of one staff's result: its windows' measures in turn (without the first
-    measure every window after the first repeats), or its own."""
-    if not staff.windows:
-        return conf.measure_confidence(
-            staff.kern, conf.token_spans(staff.pieces), staff.token_logprobs
-        )
-    scores = []
-    for index, window in enumerate(staff.windows):
-        mine = staff_measure_confidence(window)
-        scores += mine[1:] if index else mine
-    return scores
 
 
 def joined_result(staves: Sequence[SystemResult]) -> SystemResult:
@@ -449,7 +369,10 @@ def joined_result(staves: Sequence[SystemResult]) -> SystemResult:
 
 def joined_measure_confidence(result: SystemResult) -> list[conf.MeasureConfidence]:
     """Per measure of the joined kern: the lowest p of the staves' measures with that index."""
-    per_staff = [staff_measure_confidence(s) for s in result.staves]
+    per_staff = [
+        conf.measure_confidence(s.kern, conf.token_spans(s.pieces), s.token_logprobs)
+        for s in result.staves
+    ]
     doc = parse(result.kern)
     scores = []
     for number, measure in enumerate(doc.measures, 1):
@@ -494,9 +417,6 @@ __all__ = [
     "joined_result",
     "problem_line",
     "split_staves",
-    "staff_measure_confidence",
-    "staff_windows",
     "system_crop_size",
     "system_reader",
-    "windowed_result",
 ]

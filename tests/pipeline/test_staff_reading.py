@@ -28,7 +28,6 @@ from omrgemma.pipeline.staves import (
     joined_measure_confidence,
     joined_result,
     split_staves,
-    system_crop_size,
     system_reader,
 )
 from omrgemma.recognizer import SystemResult, model_unit
@@ -85,11 +84,6 @@ def staff_model() -> StandIn:
     # The top staff's second measure is unsure: its `2c` (p = 0.1) and barline (0.99).
     return StandIn(unit="staff", image_size=(64, 512),
                    answers=(_result(TOP, low_lines=("2c",)), _result(BOTTOM)))  # fmt: skip
-
-
-def unwindowed(model: StandIn) -> StaffReader:
-    """`model` reading whole staves, never windows (its answers alternate top, bottom staff)."""
-    return StaffReader(inner=model, image_size=system_crop_size(model.image_size), max_ratio=None)
 
 
 def system_model() -> StandIn:
@@ -276,7 +270,7 @@ def test_transcribe_reads_a_staff_model_staff_by_staff(tmp_path):
 
     model = staff_model()
     options = TranscribeOptions(formats=("krn", "musicxml"))
-    report = transcribe_file(SCAN_SAMPLE, unwindowed(model), tmp_path, options)
+    report = transcribe_file(SCAN_SAMPLE, model, tmp_path, options)
     assert report.systems == 2
     [shapes] = model.calls  # every staff of the score in one call
     assert len(shapes) == 4 and all(w > 4 * h for h, w in shapes)
@@ -302,7 +296,7 @@ def test_batch_reads_a_staff_model_staff_by_staff(tmp_path):
     source.mkdir()
     (source / SCAN_SAMPLE.name).write_bytes(SCAN_SAMPLE.read_bytes())
     model = staff_model()
-    summary = run_batch(source, tmp_path / "out", unwindowed(model), BatchOptions(workers=0))
+    summary = run_batch(source, tmp_path / "out", model, BatchOptions(workers=0))
     assert summary.done == 1 and summary.systems == 2
     shapes = [s for call in model.calls for s in call]
     assert len(shapes) == 4 and all(w > 4 * h for h, w in shapes)  # 2 systems x 2 staves
@@ -315,8 +309,7 @@ def test_transcribe_reports_a_staff_padded_with_rests(tmp_path):
 
     short = "**kern\n*clefF4\n*k[]\n*M2/4\n2C\n=\n*-\n"
     model = StandIn(unit="staff", image_size=(64, 512), answers=(_result(TOP), _result(short)))
-    options = TranscribeOptions(formats=("krn",))
-    report = transcribe_file(SCAN_SAMPLE, unwindowed(model), tmp_path, options)
+    report = transcribe_file(SCAN_SAMPLE, model, tmp_path, TranscribeOptions(formats=("krn",)))
     padded = [p for p in report.problems if p["code"] == "staff-measures"]
     assert [(p["system"], p["measure"]) for p in padded] == [(1, 2), (2, 2)]
     kern = (tmp_path / f"{SCAN_SAMPLE.stem}.krn").read_text()
