@@ -95,12 +95,9 @@ def most_common_training_system(data: Path, *, seed: int = 0, set_name: str = ""
 BASELINES = ("baseline:empty", "baseline:common")
 
 
-def load_predictor(
-    spec: str, *, data: Path | None = None, set_name: str = "", passes: int = 1
-) -> Predictor:
+def load_predictor(spec: str, *, data: Path | None = None, set_name: str = "") -> Predictor:
     """`baseline:empty`, `baseline:common` (for the test set `set_name`), or a model folder (via
-    `omrgemma.recognizer`; reading each image `passes` times, `omrgemma.pipeline.passes`; a
-    staff model wrapped to read whole systems)."""
+    `omrgemma.recognizer`; a staff model wrapped to read whole systems)."""
     if spec == "baseline:empty":
         return ConstantPredictor("")
     if spec == "baseline:common":
@@ -110,7 +107,6 @@ def load_predictor(
     if spec.startswith("baseline:"):
         raise ModelError(f"unknown baseline {spec!r}", hint=f"choose from {', '.join(BASELINES)}")
     try:
-        from omrgemma.pipeline.passes import with_passes
         from omrgemma.pipeline.staves import system_reader
         from omrgemma.recognizer import load_recognizer
     except ImportError as exc:
@@ -119,7 +115,7 @@ def load_predictor(
             path=spec,
             hint=f"omrgemma.recognizer cannot be imported ({exc}); try --model baseline:empty",
         ) from exc
-    return system_reader(with_passes(load_recognizer(Path(spec)), passes))
+    return system_reader(load_recognizer(Path(spec)))
 
 
 # --- scoring ------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from omrgemma.pipeline.cli_options import load, model_options, output_options, p
               help="Skip inputs the manifest records as done with the same file and settings.")  # fmt: skip
 @click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
 def command(source, out_dir, formats, force, pages, dpi, preview, model_dir, resolution, beam,
-            passes, quantize, device, batch_size, workers, resume, quiet):  # fmt: skip
+            quantize, device, batch_size, workers, resume, quiet):  # fmt: skip
     """Transcribe every score in SOURCE into OUTDIR, mirroring SOURCE's folders.
 
     SOURCE is a folder (searched recursively for images and PDFs), a .zip or .tar archive
@@ -54,7 +54,7 @@ def command(source, out_dir, formats, force, pages, dpi, preview, model_dir, res
     )  # fmt: skip
     began = time.perf_counter()
     with console.status("loading the model"):
-        recognizer = load(model_dir, resolution, beam, passes, quantize, device, batch_size)
+        recognizer = load(model_dir, resolution, beam, quantize, device, batch_size)
     console.print(f"model {recognizer.model_dir} on {recognizer.device} "
                   f"({time.perf_counter() - began:.1f} s to load)")  # fmt: skip
     with BatchProgress(console) as progress:

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import click
 
-from omrgemma.pipeline.passes import MAX_PASSES
-
 SETS = ("grandstaff-like", "camera-like", "real-scans", "single-staff")  # testsets.SET_NAMES
 
 
@@ -35,10 +33,7 @@ SETS = ("grandstaff-like", "camera-like", "real-scans", "single-staff")  # tests
               default=None, help="Save the worst cases: image, reference, prediction, diff.")  # fmt: skip
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--no-music", is_flag=True, help="Skip note F1 and MusicXML checks (much faster).")
-@click.option("--passes", type=click.IntRange(1, MAX_PASSES), default=1, show_default=True,
-              help="Read each staff this many times at slightly different widths, keep the surest.")  # fmt: skip
-def command(model, set_name, limit, data, seed, json_path, examples_dir, batch_size, no_music,
-            passes):  # fmt: skip
+def command(model, set_name, limit, data, seed, json_path, examples_dir, batch_size, no_music):
     """Measure a model on a test set built from the corpora (held-out movements only).
 
     Prints a table of CER/SER/LER (SMT's definitions, %), note precision/recall/F1, the share of
@@ -71,7 +66,7 @@ def command(model, set_name, limit, data, seed, json_path, examples_dir, batch_s
             hint=f"pass --data DIR holding {folder}/COLLECTION/*.krn",
         )
     err = Console(stderr=True)
-    predictor = load_predictor(model, data=data, set_name=set_name, passes=passes)
+    predictor = load_predictor(model, data=data, set_name=set_name)
     build_report = testsets.BuildReport()
     examples = testsets.build(set_name, data, seed=seed, limit=limit, report=build_report)
     with Progress(console=err, transient=True) as progress:

@@ -25,7 +25,7 @@ from omrgemma.pipeline.cli_options import load, model_options, output_options, p
     "-v", "--verbose", is_flag=True, help="Also list every problem and low-confidence measure."
 )
 def command(inputs, out_dir, formats, force, pages, dpi, preview, model_dir, resolution, beam,
-            passes, quantize, device, batch_size, as_json, quiet, verbose):  # fmt: skip
+            quantize, device, batch_size, as_json, quiet, verbose):  # fmt: skip
     """Transcribe score images or PDFs into **kern, MusicXML, MIDI, MEI or SVG.
 
     Each INPUT (PNG, JPEG, TIFF, PDF; multi-page files are one score) becomes one score named
@@ -48,7 +48,7 @@ def command(inputs, out_dir, formats, force, pages, dpi, preview, model_dir, res
                                 dpi=dpi, preview=preview)  # fmt: skip
     began = time.perf_counter()
     with console.status("loading the model"):
-        recognizer = load(model_dir, resolution, beam, passes, quantize, device, batch_size)
+        recognizer = load(model_dir, resolution, beam, quantize, device, batch_size)
     console.print(f"model {recognizer.model_dir} on {recognizer.device} "
                   f"({time.perf_counter() - began:.1f} s to load)")  # fmt: skip
     reports, failures = [], []

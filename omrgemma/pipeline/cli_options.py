@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from omrgemma.errors import UsageError
-from omrgemma.pipeline.passes import MAX_PASSES
 from omrgemma.settings import models_dir
 
 DEFAULT_MODEL = "omrgemma-small"
@@ -16,7 +15,7 @@ def default_model() -> str:
 
 
 def model_options(func):
-    """--model, --resolution, --beam, --passes, --quantize, --device, --batch-size."""
+    """--model, --resolution, --beam, --quantize, --device, --batch-size."""
     for option in reversed([
         click.option("--model", "model_dir", metavar="DIR", default=None,
                      help="Model directory (ours, an official PaliGemma 2 transformers folder or a "
@@ -25,9 +24,6 @@ def model_options(func):
                      help="Input resolution, where the model has several."),
         click.option("--beam", type=click.IntRange(1, 16), default=1, show_default=True,
                      help="Beam width (1 = greedy)."),
-        click.option("--passes", type=click.IntRange(1, MAX_PASSES), default=1, show_default=True,
-                     help="Read each staff this many times at slightly different widths and keep "
-                          "the surest reading (slower by as much; more accurate)."),
         click.option("--quantize", type=click.Choice(["int8"]), default=None,
                      help="Quantize the weights to int8 (less memory, a little less accuracy)."),
         click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), default="auto",
@@ -70,12 +66,11 @@ def parse_output_formats(spec: str) -> tuple[str, ...]:
     return tuple(formats)
 
 
-def load(model_dir, resolution, beam, passes, quantize, device, batch_size):
+def load(model_dir, resolution, beam, quantize, device, batch_size):
     """The recognizer for the model options (imports JAX)."""
-    from omrgemma.pipeline.passes import with_passes
     from omrgemma.recognizer import load_recognizer
 
-    recognizer = load_recognizer(
+    return load_recognizer(
         model_dir or default_model(),
         device=device,
         quantize=quantize,
@@ -83,4 +78,3 @@ def load(model_dir, resolution, beam, passes, quantize, device, batch_size):
         batch_size=batch_size,
         resolution=int(resolution) if resolution else None,
     )
-    return with_passes(recognizer, passes)
