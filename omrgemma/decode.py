@@ -229,6 +229,15 @@ def _masked(logit_mask: LogitMask | None, state: PyTree, logits: jax.Array) -> j
     return logits if logit_mask is None else logit_mask(state, logits)
 
 
+def _forced(forced: jax.Array, t: jax.Array, logits: jax.Array) -> jax.Array:
+    """`logits` f32[R, V] with only token `forced[r, t]` allowed in rows whose forced start
+    (i32[R, F], -1 where free) is not over at step `t`."""
+    column = jnp.minimum(t, forced.shape[1] - 1)
+    wanted = jnp.where(t < forced.shape[1], forced[:, column], -1)
+    keep = (wanted < 0)[:, None] | (jnp.arange(logits.shape[-1])[None, :] == wanted[:, None])
+    return jnp.where(keep, logits, -jnp.inf)
+
+
 def _token_logprob(logprobs: jax.Array, tokens: jax.Array) -> jax.Array:
     """f32[..., V], i32[...] -> f32[...]: the log-probability of each chosen token."""
     return jnp.take_along_axis(logprobs, tokens[..., None], axis=-1)[..., 0]
@@ -242,7 +251,7 @@ def _token_logprob(logprobs: jax.Array, tokens: jax.Array) -> jax.Array:
 
 
 def _sampling_loop(
-    step, logits, done, max_new, rng, *, strategy, budget, eos_id, pad_id, logit_mask,
+    step, logits, done, max_new, rng, forced, *, strategy, budget, eos_id, pad_id, logit_mask,
     repeat_stop,
 ):  # fmt: skip
     """Greedy or sampled decoding of all rows in lockstep; rows that are done emit `pad_id`.
@@ -257,7 +266,8 @@ def _sampling_loop(
     def choose(c, logits):
         t, done = c["t"], c["done"]
         rng, key = jax.random.split(c["rng"])
-        token = strategy.select(_masked(logit_mask, c["state"], logits), key)
+        allowed = _forced(forced, t, _masked(logit_mask, c["state"], logits))
+        token = strategy.select(allowed, key)
         token = jnp.where(done, pad_id, token)
         logprob = jnp.where(done, 0.0, _token_logprob(jax.nn.log_softmax(logits), token))
         tokens = c["tokens"].at[:, t].set(token)
@@ -300,7 +310,7 @@ def _sampling_loop(
     return carry["tokens"], carry["logprobs"], carry["looped_at"]
 
 
-def _beam_loop(step, logits, done, max_new, *, beam, budget, eos_id, pad_id, logit_mask):
+def _beam_loop(step, logits, done, max_new, forced, *, beam, budget, eos_id, pad_id, logit_mask):
     """Beam search over `beam.width` hypotheses per row; returns the best one of each row.
 
     `logits` f32[B*W, V] and `step.initial` (the cache) are already repeated W times per row.
@@ -318,7 +328,8 @@ def _beam_loop(step, logits, done, max_new, *, beam, budget, eos_id, pad_id, log
     def choose(c, logits):
         t, finished, scores, lengths = c["t"], c["finished"], c["scores"], c["lengths"]
         raw = jax.nn.log_softmax(logits).reshape(batch, width * vocab)
-        allowed = jax.nn.log_softmax(_masked(logit_mask, c["state"], logits))
+        allowed = _forced(forced, t, _masked(logit_mask, c["state"], logits))
+        allowed = jax.nn.log_softmax(allowed)
         candidates = scores[..., None] + allowed.reshape(batch, width, vocab)
         candidates = jnp.where(finished[..., None], scores[..., None] + stay, candidates)
         cand_lengths = jnp.where(finished, lengths, t + 1)[..., None]
@@ -414,6 +425,7 @@ def _generate(
     prompts,
     prompt_mask,
     done,
+    forced,
     max_new,
     eos_id,
     pad_id,
@@ -448,11 +460,12 @@ def _generate(
             next_position[rows],
             prefix_len,
         )
-        return _beam_loop(step, logits[rows], done, max_new, beam=strategy, **common)
+        return _beam_loop(step, logits[rows], done, max_new, forced[rows], beam=strategy, **common)
     step = _Step(params, config, cache, slot_valid, next_position, prefix_len)
     return _sampling_loop(
-        step, logits, done, max_new, rng, strategy=strategy, repeat_stop=repeat_stop, **common
-    )
+        step, logits, done, max_new, rng, forced, strategy=strategy, repeat_stop=repeat_stop,
+        **common,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- public API
@@ -473,8 +486,13 @@ def generate(
     cache_dtype: Any = jnp.float32,
     mesh: jax.sharding.Mesh | None = None,
     repeat_stop: repeats.RepeatStop | None = repeats.DEFAULT,
+    forced_ids: Sequence[Sequence[int]] | None = None,
 ) -> list[DecodeResult]:
     """Generates up to `max_new_tokens` ids after each image + prompt.
+
+    `forced_ids` (one list per row, may be empty): the first tokens each row must generate.
+    They are generated (decoded causally, scored with the model's own log-probabilities, part
+    of the result), not read as prompt, so the model continues a text it wrote itself.
 
     A row stuck repeating a short block (`repeat_stop`, see `omrgemma.repeat_stop`; None: off)
     stops there in greedy and sampled decoding, and loses the copies after the first one (beam
@@ -494,6 +512,8 @@ def generate(
         raise UsageError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if any(len(p) == 0 for p in prompt_ids):
         raise UsageError("empty prompt", hint="a prompt holds at least the BOS id")
+    if forced_ids is not None and len(forced_ids) != batch:
+        raise UsageError(f"{len(forced_ids)} forced starts but {batch} prompts")
 
     # Buckets: the batch to a power of two (and a multiple of the data axis), the prompt to
     # PROMPT_BUCKETS, the decode budget to a power of two.
@@ -514,7 +534,10 @@ def generate(
     images = np.asarray(images, np.float32)
     images = np.concatenate([images, np.zeros((padded - batch,) + images.shape[1:], np.float32)])
 
-    inputs = (images, prompts, prompt_mask, done)
+    forced = np.full((padded, _forced_width(forced_ids)), -1, np.int32)
+    for row, ids in enumerate(forced_ids or ()):
+        forced[row, : len(ids)] = ids
+    inputs = (images, prompts, prompt_mask, done, forced)
     if mesh is not None:
         from omrgemma.sharding import shard_batch
 
@@ -553,6 +576,12 @@ def generate(
             )
         )
     return results
+
+
+def _forced_width(forced_ids: Sequence[Sequence[int]] | None) -> int:
+    """Columns of the forced-start array: 1 for none, else a power of two (few compilations)."""
+    longest = max((len(ids) for ids in forced_ids or ()), default=0)
+    return 1 if longest == 0 else max(8, _next_power_of_two(longest))
 
 
 def compiled_variants() -> int:

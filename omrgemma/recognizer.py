@@ -96,13 +96,23 @@ class Recognizer:
         """uint8[H, W] greyscale system images (0 = black) -> one kern string each."""
         return [result.kern for result in self.recognize(images)]
 
-    def recognize(self, images: Sequence[np.ndarray]) -> list[SystemResult]:
-        """Like `predict`, with the tokens and their log-probabilities; batches of `batch_size`."""
+    def recognize(
+        self, images: Sequence[np.ndarray], starts: Sequence[str] | None = None
+    ) -> list[SystemResult]:
+        """Like `predict`, with the tokens and their log-probabilities; batches of `batch_size`.
+
+        starts: per image, text its reading must begin with (the model writes it, then goes
+        on; "" for none), e.g. a header agreed with the system's other staves.
+        """
         from omrgemma.decode import generate
 
         results: list[SystemResult] = []
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size]
+            forced = None
+            if starts is not None:
+                texts = starts[start : start + self.batch_size]
+                forced = [self.tokenizer.encode(text) if text else [] for text in texts]
             pixels = np.stack([to_model_input(image, self.image_size) for image in chunk])
             began = time.perf_counter()
             decoded = generate(
@@ -114,6 +124,7 @@ class Recognizer:
                 eos_id=self.eos_id,
                 pad_id=self.pad_id,
                 strategy=self.strategy,
+                forced_ids=forced,
             )
             self.timings["model"] += time.perf_counter() - began
             results += [self._result(row) for row in decoded]

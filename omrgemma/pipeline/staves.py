@@ -11,7 +11,9 @@ For each system image, `split_staves` finds the staves with `omrgemma.image.stav
 image per staff, top to bottom; every staff of every system goes to the model in one call
 (batched by the recognizer); `omrgemma.kern.join.join_staves` joins each system's staves into
 one kern with the lowest staff as the first spine. A system with one staff (or none found) is
-read whole and passes through unchanged.
+read whole and passes through unchanged. Before the join, the staves of a system are made to
+agree on the meter: a staff whose `*M` line differs from the system's surest one is read again,
+forced to write that line (`omrgemma.pipeline.meter`; a second model call for those staves).
 
 Confidence: a joined result keeps each staff's own result in `SystemResult.staves`;
 `joined_measure_confidence` scores measure k of the system as the lowest of the staves' scores
@@ -32,6 +34,7 @@ import numpy as np
 from omrgemma.image.layout import Staff
 from omrgemma.kern.parse import Kind, parse
 from omrgemma.pipeline import confidence as conf
+from omrgemma.pipeline.meter import meter_starts
 from omrgemma.recognizer import SystemResult
 
 # Staff spacings (pixels) below this are searched on an enlarged copy, as page analysis does.
@@ -291,6 +294,7 @@ class StaffReader:
 
     inner: Any
     image_size: tuple[int, int]
+    agree_meter: bool = True  # re-read staves whose meter differs (see the module docstring)
     timings: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -308,7 +312,8 @@ class StaffReader:
     @property
     def settings(self) -> dict[str, Any]:
         return {**getattr(self.inner, "settings", {}), "unit": "staff",
-                "system_size": list(self.image_size)}  # fmt: skip
+                "system_size": list(self.image_size),
+                "meter": "agreed" if self.agree_meter else "per staff"}  # fmt: skip
 
     def __getattr__(self, name: str) -> Any:  # model_dir, device, params ... of the model
         if name == "inner":
@@ -320,16 +325,29 @@ class StaffReader:
         return [result.kern for result in self.recognize(images)]
 
     def recognize(self, images: Sequence[np.ndarray]) -> list[SystemResult]:
-        """Split every system, read all staves in one call, join each system's staves."""
+        """Split every system, read all staves in one call, re-read the staves whose meter
+        disagrees with the system's surest one (`omrgemma.pipeline.meter`), join each system's
+        staves."""
         began = time.perf_counter()
         split = [split_staves(image) for image in images]
         self.timings["staves"] += time.perf_counter() - began
         staves = [staff for parts in split for staff in parts]
         read = self._read(staves) if staves else []
-        results, start = [], 0
+        starts: dict[int, str] = {}
+        first = 0
         for parts in split:
-            mine = read[start : start + len(parts)]
-            start += len(parts)
+            if len(parts) > 1 and self.agree_meter:
+                mine = meter_starts(read[first : first + len(parts)])
+                starts |= {first + i: text for i, text in mine.items()}
+            first += len(parts)
+        if starts:
+            again = self.inner.recognize([staves[i] for i in starts], list(starts.values()))
+            for index, result in zip(starts, again, strict=True):
+                read[index] = result
+        results, first = [], 0
+        for parts in split:
+            mine = read[first : first + len(parts)]
+            first += len(parts)
             results.append(mine[0] if len(mine) == 1 else joined_result(mine))
         return results
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from omrgemma.decode import (
+    BeamSearch,
     ForbidTokens,
     Sampling,
     bucket_length,
@@ -207,6 +208,43 @@ def test_forbidden_tokens_are_never_emitted(tiny):
         np.testing.assert_allclose(result.logprobs, ref[np.arange(STEPS), result.tokens], atol=1e-4)
 
 
+@pytest.mark.parametrize("strategy", [None, BeamSearch(width=3)])
+def test_a_forced_start_is_generated_then_decoding_goes_on_from_it(tiny, strategy):
+    """Each row begins with its forced ids (any length, none for a row), scored with the
+    model's own log-probabilities; then it continues greedily (beam: the best beam) from them."""
+    kwargs = {} if strategy is None else {"strategy": strategy}
+    free = generate(
+        tiny.params, tiny.config, tiny.images, PROMPTS, max_new_tokens=STEPS, eos_id=NEVER,
+        **kwargs,
+    )  # fmt: skip
+    starts = [[(t + 1) % 7 for t in free[0].tokens[:3]], [], [4]]  # not what it would write
+    forced = generate(
+        tiny.params, tiny.config, tiny.images, PROMPTS, max_new_tokens=STEPS, eos_id=NEVER,
+        forced_ids=starts, **kwargs,
+    )  # fmt: skip
+    assert forced[1].tokens == free[1].tokens  # nothing forced: as before
+    for row in (0, 2):
+        result, start = forced[row], starts[row]
+        assert list(result.tokens[: len(start)]) == start and result.tokens != free[row].tokens
+        ref = teacher_forced_logprobs(tiny, row, PROMPTS[row], result.tokens)
+        np.testing.assert_allclose(result.logprobs, ref[np.arange(STEPS), result.tokens], atol=1e-4)
+        if strategy is None:  # after the start, the argmax given it
+            assert list(result.tokens[len(start) :]) == list(ref[len(start) : -1].argmax(-1))
+
+
+def test_forcing_the_greedy_start_changes_nothing(tiny):
+    free = generate(
+        tiny.params, tiny.config, tiny.images, PROMPTS, max_new_tokens=STEPS, eos_id=NEVER
+    )
+    forced = generate(
+        tiny.params, tiny.config, tiny.images, PROMPTS, max_new_tokens=STEPS, eos_id=NEVER,
+        forced_ids=[list(r.tokens[:2]) for r in free],
+    )  # fmt: skip
+    for a, b in zip(free, forced, strict=True):
+        assert a.tokens == b.tokens
+        np.testing.assert_allclose(a.logprobs, b.logprobs, atol=1e-5)
+
+
 def test_stateful_mask_drives_every_row_to_eos(tiny):
     eos = 5
     results = generate(
@@ -227,5 +265,8 @@ def test_bad_arguments_are_usage_errors(tiny):
         generate(tiny.params, tiny.config, tiny.images[:1], [[]], max_new_tokens=2, eos_id=1)
     with pytest.raises(UsageError, match="2 images but 1 prompts"):
         generate(tiny.params, tiny.config, tiny.images[:2], [[2]], max_new_tokens=2, eos_id=1)
+    with pytest.raises(UsageError, match="1 forced starts but 3 prompts"):
+        generate(tiny.params, tiny.config, tiny.images, PROMPTS, max_new_tokens=2, eos_id=1,
+                 forced_ids=[[1]])  # fmt: skip
     with pytest.raises(UsageError, match="temperature"):
         Sampling(temperature=0.0)
