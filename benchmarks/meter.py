@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/meter.py --model models/omrgemma-small [--systems 60]
         [--set training|grandstaff-like] [--data DIR]
 
-`--set training` (the default): `--systems` piano systems of 1-8 measures cut from *training*
-movements with another seed than the test sets' and engraved as `grandstaff-like` is, so the
+`--set training` (the default): `--systems` piano systems of 1-8 measures cut from as many
+*training* movements (`build_snippet_pool`, which refuses held-out ones) and engraved as `grandstaff-like` is, so the
 rule is checked on music the test sets do not hold. `--set grandstaff-like`: the first
 `--systems` systems of that test set. Each system is read staff by staff twice, with the
 meter agreement off and on (the same first reading; only the re-read staves differ), and the
@@ -20,33 +20,26 @@ import time
 
 import numpy as np
 
-SEED = 7  # not the test sets' seed (0): other cuts of the movements
+SEED = 7  # which training movements, and where they are cut
 
 
 def training_systems(data, count: int):
-    """`count` engraved piano systems (testsets.Example) from training movements."""
+    """`count` engraved piano systems (testsets.Example) from `count` training movements."""
     from omrgemma.data import split, testsets
-    from omrgemma.data.snippets import CutError, cut_by_measures
+    from omrgemma.data.kern_examples import build_snippet_pool
+    from omrgemma.data.render import SafeRenderer
     from omrgemma.train_run import DATASETS
 
     files = split.train_files(data, list(DATASETS["piano"]))
     rng = np.random.default_rng(SEED)
-    refs = []
-    for index in rng.permutation(len(files)):
-        path = files[index]
-        try:
-            cut = cut_by_measures(path.read_text(encoding="utf-8", errors="replace"),
-                                  testsets.example_seed(SEED, path.name),
-                                  measures=testsets.MEASURES)  # fmt: skip
-        except CutError:
-            continue
-        cut = [s for s in cut if s.measures >= 1]
-        if cut:
-            kern = cut[int(rng.integers(len(cut)))].kern
-            refs.append(testsets.SystemRef(id=path.name, collection="", kern=kern))
-        if len(refs) == count:
-            break
-    return list(testsets._examples(refs, testsets.BuildReport(), testsets.DEFAULT, 1))
+    chosen = [files[i] for i in rng.choice(len(files), min(count, len(files)), replace=False)]
+    pool = build_snippet_pool(chosen, measures=testsets.MEASURES, cuts=1, seed=SEED)
+    kerns = [pool[i] for i in rng.choice(len(pool), min(count, len(pool)), replace=False)]
+    with SafeRenderer(testsets.DEFAULT, workers=1) as renderer:
+        images = renderer.render_all(kerns)
+    return [testsets.Example(id=str(i), collection="", image=image, kern=kern)
+            for i, (kern, image) in enumerate(zip(kerns, images, strict=True))
+            if image is not None]  # fmt: skip
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ staves' tokens, so the system's and the score's mean confidence cover every toke
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -333,23 +334,25 @@ class StaffReader:
         self.timings["staves"] += time.perf_counter() - began
         staves = [staff for parts in split for staff in parts]
         read = self._read(staves) if staves else []
+        bounds = list(itertools.accumulate((len(parts) for parts in split), initial=0))
+        if self.agree_meter:
+            self._agree_on_meter(staves, read, bounds)
+        mine = [read[a:b] for a, b in itertools.pairwise(bounds)]
+        return [own[0] if len(own) == 1 else joined_result(own) for own in mine]
+
+    def _agree_on_meter(
+        self, staves: list[np.ndarray], read: list[SystemResult], bounds: list[int]
+    ) -> None:
+        """Re-read (in one call) the staves whose meter differs from their system's surest one,
+        in place in `read`; system k holds staves bounds[k]:bounds[k + 1]."""
         starts: dict[int, str] = {}
-        first = 0
-        for parts in split:
-            if len(parts) > 1 and self.agree_meter:
-                mine = meter_starts(read[first : first + len(parts)])
-                starts |= {first + i: text for i, text in mine.items()}
-            first += len(parts)
+        for a, b in itertools.pairwise(bounds):
+            if b - a > 1:
+                starts |= {a + i: text for i, text in meter_starts(read[a:b]).items()}
         if starts:
             again = self.inner.recognize([staves[i] for i in starts], list(starts.values()))
             for index, result in zip(starts, again, strict=True):
                 read[index] = result
-        results, first = [], 0
-        for parts in split:
-            mine = read[first : first + len(parts)]
-            first += len(parts)
-            results.append(mine[0] if len(mine) == 1 else joined_result(mine))
-        return results
 
     def _read(self, staves: list[np.ndarray]) -> list[SystemResult]:
         if hasattr(self.inner, "recognize"):
