@@ -94,6 +94,21 @@ from omrgemma.errors import UsageError
     help="Share of staff examples given fingerings, dynamics and neighbouring-staff fragments, "
     "as staves cut from printed pages carry them.",
 )
+@click.option(
+    "--camera",
+    default=0.15,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of examples photographed (perspective, curvature, blur, lighting, JPEG).",
+)
+@click.option(
+    "--scan",
+    default=0.15,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of examples scanned (skew, bleed-through, 1-bit threshold, speckle); "
+    "--camera + --scan is at most 1.",
+)
 @click.option("--ctc-upsample", default=4, show_default=True, help="CTC frames per patch column.")
 @click.option(
     "--lora-rank",
@@ -153,7 +168,8 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
             measures: str, max_tokens: int,
             init_from: Path | None, tokenizer: str, image_size: str | None,
             patch_size: str | None, encoder_only: bool, ctc_weight: float,
-            ctc_upsample: int, input_dropout: float, clutter: float, lora_rank: int,
+            ctc_upsample: int, input_dropout: float, clutter: float, camera: float, scan: float,
+            lora_rank: int,
             lora_alpha: float,
             batch_size: int, learning_rate: float, warmup: int,
             total_steps: int, freeze: str | None, minutes: float | None, steps: int | None,
@@ -198,6 +214,11 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
             raise UsageError("--lora-rank adapts a trained model", hint="add --init-from MODEL")
         if lora_rank and freeze:
             raise UsageError("--lora-rank freezes the checkpoint itself", hint="drop --freeze")
+        if camera + scan > 1:
+            raise UsageError(
+                f"--camera {camera} and --scan {scan} add up to more than 1",
+                hint="each example gets one degradation at most: lower one of them",
+            )
         low, _, high = measures.partition("-")
         cfg = TrainConfig(
             batch_size=batch_size or 16, learning_rate=learning_rate, warmup_steps=warmup,
@@ -208,7 +229,9 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
         data = train_run.DataSettings(
             dataset=dataset, measures=(int(low), int(high or low)), seed=seed,
             text_buckets=train_run.text_buckets(max_tokens),
-            examples=ExampleOptions(clutter_probability=clutter),
+            examples=ExampleOptions(
+                clutter_probability=clutter, camera_probability=camera, scan_probability=scan
+            ),
         )  # fmt: skip
         console.print(f"preparing {run_dir} (snippet pool, tokenizer, held-out slice)")
         model = train_run.PRESETS[preset]

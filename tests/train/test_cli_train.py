@@ -45,3 +45,21 @@ def test_text_buckets_end_at_max_tokens():
     assert text_buckets(384) == (64, 128, 256, 384)
     assert text_buckets(100) == (64, 100)
     assert text_buckets(64) == (64,)
+
+
+def test_degradation_shares_over_one_are_a_usage_error(tmp_path, capsys):
+    code, _, err = run(["train", str(tmp_path / "run"), "--camera", "0.7", "--scan", "0.5"], capsys)
+    assert code == 2 and "--camera 0.7 and --scan 0.5" in err and not (tmp_path / "run").exists()
+
+
+def test_degradation_shares_reach_the_run(tmp_path, capsys, monkeypatch):
+    from omrgemma import train_run
+
+    prepared = {}
+    monkeypatch.setattr(train_run, "prepare_run", lambda run_dir, **kw: prepared.update(kw))
+    args = ["train", str(tmp_path / "run"), "--camera", "0.3", "--scan", "0.2", "--clutter", "0.4"]
+    code, _, _ = run([*args, "--prepare-only"], capsys)
+    examples = prepared["data"].examples
+    assert code == 0
+    assert (examples.camera_probability, examples.scan_probability) == (0.3, 0.2)
+    assert examples.clutter_probability == 0.4
