@@ -159,6 +159,20 @@ from omrgemma.errors import UsageError
     help="Only export the latest checkpoint to this model directory.",
 )
 @click.option(
+    "--blend-with",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="With --export: mix the run's weights with this model directory's (the same model at "
+    "another stage, e.g. the one the run started from), parameter by parameter.",
+)
+@click.option(
+    "--blend",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="With --blend-with: the run's share of the mix.",
+)
+@click.option(
     "--card",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
@@ -176,7 +190,8 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
             workers: int, checkpoint_every: float, eval_every: float, eval_sets: str, seed: int,
             fsdp: bool,
             prepare_only: bool,
-            export_dir: Path | None, card: Path | None) -> None:  # fmt: skip
+            export_dir: Path | None, blend_with: Path | None, blend: float,
+            card: Path | None) -> None:  # fmt: skip
     """Train a model on engraved kern snippets; checkpoints and logs go to RUN_DIR.
 
     A new RUN_DIR is prepared first (snippet pool from training movements only, kern tokenizer,
@@ -189,6 +204,7 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
       omrgemma train runs/small --resume --minutes 60
       omrgemma train runs/ft --init-from models/paligemma2-3b-pt-224 --lora-rank 16
       omrgemma train runs/small --export models/omrgemma-small --card card.md
+      omrgemma train runs/small --export out/soup --blend-with models/omrgemma-small
     """
     from rich.console import Console
 
@@ -202,7 +218,10 @@ def command(run_dir: Path, resume: bool, preset: str, dataset: str, vocab_size: 
     console = Console(stderr=True)
     if export_dir is not None:
         text = card.read_text() if card else None
-        out = train_run.export_model(run_dir, export_dir, card=text)
+        if blend_with is None:
+            out = train_run.export_model(run_dir, export_dir, card=text)
+        else:
+            out = _export_blend(run_dir, export_dir, blend_with, blend, text)
         console.print(f"exported {out}")
         return
     if not resume:
@@ -277,3 +296,19 @@ def _parse_size(text: str, option: str = "--image-size") -> int | tuple[int, int
     if len(parts) == 2 and min(parts) > 0:
         return parts[0], parts[1]
     raise UsageError(f"{option} {text!r} is not HEIGHTxWIDTH or one side", hint="e.g. 64x512")
+
+
+def _export_blend(run_dir: Path, out: Path, other: Path, share: float, card: str | None) -> Path:
+    """Export the run's latest checkpoint mixed with model directory `other`: (1 - share) *
+    other + share * run (`omrgemma.blend`)."""
+    import tempfile
+
+    from omrgemma import train_run
+    from omrgemma.blend import blend_model_dirs
+
+    with tempfile.TemporaryDirectory(prefix="omrgemma-blend-") as tmp:
+        exported = train_run.export_model(run_dir, Path(tmp) / "run")
+        note = (f"\n## Blend\n\nThese weights are {1 - share:g} x `{other}` + {share:g} x the "
+                f"latest checkpoint of `{run_dir}`, parameter by parameter (`omrgemma/blend.py`).\n")  # fmt: skip
+        text = card or (exported / "README.md").read_text() + note
+        return blend_model_dirs(other, exported, out, weight=share, card=text, force=True)
