@@ -95,9 +95,11 @@ def most_common_training_system(data: Path, *, seed: int = 0, set_name: str = ""
 BASELINES = ("baseline:empty", "baseline:common")
 
 
-def load_predictor(spec: str, *, data: Path | None = None, set_name: str = "") -> Predictor:
+def load_predictor(
+    spec: str, *, data: Path | None = None, set_name: str = "", beam: int = 1
+) -> Predictor:
     """`baseline:empty`, `baseline:common` (for the test set `set_name`), or a model folder (via
-    `omrgemma.recognizer`; a staff model wrapped to read whole systems)."""
+    `omrgemma.recognizer`, decoding with `beam`; a staff model wrapped to read whole systems)."""
     if spec == "baseline:empty":
         return ConstantPredictor("")
     if spec == "baseline:common":
@@ -115,7 +117,7 @@ def load_predictor(spec: str, *, data: Path | None = None, set_name: str = "") -
             path=spec,
             hint=f"omrgemma.recognizer cannot be imported ({exc}); try --model baseline:empty",
         ) from exc
-    return system_reader(load_recognizer(Path(spec)))
+    return system_reader(load_recognizer(Path(spec), beam=beam))
 
 
 # --- scoring ------------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import click
 
-SETS = ("grandstaff-like", "camera-like", "real-scans", "single-staff")  # testsets.SET_NAMES
+SETS = (  # testsets.SET_NAMES
+    "grandstaff-like", "camera-like", "real-scans", "single-staff", "real-scans-dev"
+)  # fmt: skip
 
 
 @click.command("evaluate")
@@ -32,9 +34,14 @@ SETS = ("grandstaff-like", "camera-like", "real-scans", "single-staff")  # tests
 @click.option("--examples", "examples_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Save the worst cases: image, reference, prediction, diff.")  # fmt: skip
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--beam", type=click.IntRange(1, 16), default=1, show_default=True,
+              help="Beam width for a model folder (1: greedy, as `transcribe` by default).")  # fmt: skip
 @click.option("--no-music", is_flag=True, help="Skip note F1 and MusicXML checks (much faster).")
-def command(model, set_name, limit, data, seed, json_path, examples_dir, batch_size, no_music):
-    """Measure a model on a test set built from the corpora (held-out movements only).
+def command(
+    model, set_name, limit, data, seed, json_path, examples_dir, batch_size, beam, no_music
+):
+    """Measure a model on a test set built from the corpora (held-out movements only), or
+    compare models on real-scans-dev (scans of training movements: choose there, not on a test set).
 
     Prints a table of CER/SER/LER (SMT's definitions, %), note precision/recall/F1, the share of
     predictions that validate and that convert to MusicXML, overall and per collection.
@@ -45,7 +52,7 @@ def command(model, set_name, limit, data, seed, json_path, examples_dir, batch_s
       omrgemma evaluate --model baseline:empty --set grandstaff-like --limit 200
       omrgemma evaluate --model models/omr-small --set real-scans --json report.json
       omrgemma evaluate --model baseline:common --examples worst/
-      omrgemma evaluate --model models/omr-staff --set single-staff
+      omrgemma evaluate --model models/omr-staff --set single-staff --beam 4
     """
     from rich.console import Console
     from rich.progress import Progress
@@ -66,7 +73,7 @@ def command(model, set_name, limit, data, seed, json_path, examples_dir, batch_s
             hint=f"pass --data DIR holding {folder}/COLLECTION/*.krn",
         )
     err = Console(stderr=True)
-    predictor = load_predictor(model, data=data, set_name=set_name)
+    predictor = load_predictor(model, data=data, set_name=set_name, beam=beam)
     build_report = testsets.BuildReport()
     examples = testsets.build(set_name, data, seed=seed, limit=limit, report=build_report)
     with Progress(console=err, transient=True) as progress:
@@ -75,7 +82,7 @@ def command(model, set_name, limit, data, seed, json_path, examples_dir, batch_s
             predictor,
             examples,
             set_name=set_name,
-            model=model,
+            model=model if beam == 1 else f"{model} (beam {beam})",
             batch_size=batch_size,
             music=not no_music,
             progress=lambda n: progress.update(task, completed=n),

@@ -12,6 +12,9 @@
   movement is used only when it has break marks and the detected system count over all its pages
   equals the kern's; the others are reported in `RealScanReport.skipped` and left out, never
   guessed.
+- real-scans-dev: the same from the scans of *training* movements. Not a test set: it is where
+  models, stages and settings may be compared and chosen, so that the held-out sets stay for
+  measuring only. (A model has trained on renders of these movements' kern, never on the scans.)
 - single-staff: held-out movements of the single-staff collections a staff model trains on
   (`SINGLE_STAFF_COLLECTIONS`, the same as `omrgemma.train_run.DATASETS["single"]`), cut into
   chunks of 1-4 measures (seeded per movement), at most `SINGLE_STAFF_PER_MOVEMENT` chunks of
@@ -35,10 +38,12 @@ import numpy as np
 from omrgemma.data.augment import augment_camera
 from omrgemma.data.render import DEFAULT, RenderOptions, SafeRenderer
 from omrgemma.data.snippets import CutError, count_break_marks, cut_at_breaks, cut_by_measures
-from omrgemma.data.split import kern_relpath, test_files
+from omrgemma.data.split import kern_relpath, test_files, train_files
 
-SetName = Literal["grandstaff-like", "camera-like", "real-scans", "single-staff"]
-SET_NAMES: tuple[SetName, ...] = ("grandstaff-like", "camera-like", "real-scans", "single-staff")
+SetName = Literal["grandstaff-like", "camera-like", "real-scans", "single-staff", "real-scans-dev"]
+SET_NAMES: tuple[SetName, ...] = (
+    "grandstaff-like", "camera-like", "real-scans", "single-staff", "real-scans-dev"
+)  # fmt: skip
 MEASURES = (1, 8)
 # Monophonic songs and the Polish and Chopin single-staff parts (collections of `split`).
 SINGLE_STAFF_COLLECTIONS = (
@@ -79,13 +84,14 @@ class BuildReport:
     movements: int = 0
 
 
-def piano_movements(data: Path) -> list[Path]:
-    """Held-out movements of every `kern/piano/*` collection in `data` (all of an unknown one)."""
+def piano_movements(data: Path, *, heldout: bool = True) -> list[Path]:
+    """Held-out movements of every `kern/piano/*` collection in `data` (all of an unknown one),
+    or with heldout=False its training movements."""
     piano = Path(data) / "kern" / "piano"
     if not piano.is_dir():
         return []
     collections = sorted(f"piano/{d.name}" for d in piano.iterdir() if d.is_dir())
-    return test_files(data, collections)
+    return (test_files if heldout else train_files)(data, collections)
 
 
 def example_seed(seed: int, key: str) -> np.random.Generator:
@@ -240,10 +246,11 @@ def source_folder(name: SetName, data: Path) -> Path:
 # --- real scans ---------------------------------------------------------------------------------
 
 
-def scan_pairs(data: Path) -> list[tuple[Path, Path]]:
-    """(kern, pdf) for held-out piano movements that have a scan `scans/COLLECTION/NAME.pdf`."""
+def scan_pairs(data: Path, *, heldout: bool = True) -> list[tuple[Path, Path]]:
+    """(kern, pdf) for held-out (or training) piano movements with a scan
+    `scans/COLLECTION/NAME.pdf`."""
     pairs = []
-    for kern in piano_movements(data):
+    for kern in piano_movements(data, heldout=heldout):
         pdf = Path(data) / "scans" / kern.parent.name / f"{kern.stem}.pdf"
         if pdf.is_file():
             pairs.append((kern, pdf))
@@ -276,11 +283,13 @@ def real_scans(
     *,
     limit: int | None = None,
     report: BuildReport | None = None,
+    heldout: bool = True,
 ) -> Iterator[Example]:
-    """Scanned system crops paired one to one with the kern cut at the edition's breaks."""
+    """Scanned system crops paired one to one with the kern cut at the edition's breaks, from
+    held-out movements (or, heldout=False, training movements: real-scans-dev)."""
     report = report if report is not None else BuildReport()
     produced = 0
-    for kern_path, pdf in scan_pairs(data):
+    for kern_path, pdf in scan_pairs(data, heldout=heldout):
         if limit is not None and produced >= limit:
             return
         relpath = kern_relpath(kern_path)
@@ -329,6 +338,8 @@ def build(
         return camera_like(data, seed=seed, limit=limit, workers=workers, report=report)
     if name == "real-scans":
         return real_scans(data, limit=limit, report=report)
+    if name == "real-scans-dev":
+        return real_scans(data, limit=limit, report=report, heldout=False)
     if name == "single-staff":
         return single_staff(data, seed=seed, limit=limit, workers=workers, report=report)
     raise ValueError(f"unknown test set {name!r}; choose from {', '.join(SET_NAMES)}")
