@@ -36,7 +36,7 @@ from safetensors.numpy import save_file
 from omrgemma.config import CONFIG_FORMAT, PRESETS, PaliGemmaConfig, TextConfig, VisionConfig
 from omrgemma.config import from_hf_config as config_from_hf
 from omrgemma.errors import CheckpointError, ModelError
-from omrgemma.io import check_writable, write_atomic
+from omrgemma.io import check_writable, file_mode, write_atomic
 from omrgemma.nn.layers import Params, flatten_dict, unflatten_dict
 from omrgemma.nn.paligemma import abstract_params
 from omrgemma.nn.vit import resample_posemb
@@ -521,6 +521,7 @@ def save_model_dir(
     os.close(fd)
     try:
         save_file(dict(_host_arrays(params)), tmp, metadata={"format": CONFIG_FORMAT})
+        os.chmod(tmp, file_mode())
         os.replace(tmp, directory / WEIGHTS_FILE)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

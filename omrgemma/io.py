@@ -10,10 +10,11 @@ from pathlib import Path
 from omrgemma.errors import OutputExistsError
 
 
-def _umask() -> int:
+def file_mode() -> int:
+    """The mode a plain new file gets under the process's umask (mkstemp creates 0600)."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def check_writable(path: Path, *, force: bool) -> None:
@@ -34,7 +35,7 @@ def write_atomic(path: str | Path, data: bytes | str, *, force: bool = True) -> 
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; outputs get the usual mode
+        os.chmod(tmp, file_mode())  # outputs get the usual mode, not mkstemp's 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -76,6 +76,8 @@ def test_model_dir_round_trip(tmp_path, params):
         "README.md", "config.json", "model.safetensors", "tokenizer.model",
     ]  # fmt: skip
     assert detect_layout(out) == "omrgemma"
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+    assert len(set(modes.values())) == 1, modes  # the weights too, not mkstemp's 0600
     loaded = load_any(out)
     assert loaded.config == BF16 and loaded.tokenizer_path == out / "tokenizer.model"
     assert_same(loaded.params, params)
