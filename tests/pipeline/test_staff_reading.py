@@ -343,7 +343,9 @@ def test_evaluate_splits_systems_for_a_staff_model_only(piano_corpus, monkeypatc
 
     examples = list(testsets.grandstaff_like(piano_corpus))
     for model, images, spines in ((staff_model(), 2, 2), (system_model(), 1, 1)):
-        monkeypatch.setattr("omrgemma.recognizer.load_recognizer", lambda path, m=model: m)
+        monkeypatch.setattr(
+            "omrgemma.recognizer.load_recognizer", lambda path, m=model, **options: m
+        )
         predictor = load_predictor("models/any")
         assert isinstance(predictor, StaffReader) == (model.unit == "staff")
         report = evaluate(predictor, examples, music=False)
@@ -358,7 +360,7 @@ def test_evaluate_cli_runs_a_staff_model_on_the_piano_set(piano_corpus, monkeypa
 
     systems = len(list(testsets.grandstaff_like(piano_corpus)))
     model = staff_model()
-    monkeypatch.setattr("omrgemma.recognizer.load_recognizer", lambda path: model)
+    monkeypatch.setattr("omrgemma.recognizer.load_recognizer", lambda path, **options: model)
     result = CliRunner().invoke(command, ["--model", "models/any", "--set", "grandstaff-like",
                                           "--data", str(piano_corpus), "--no-music"])  # fmt: skip
     assert result.exit_code == 0, result.output
