@@ -19,9 +19,7 @@ import numpy as np
 
 from omrgemma.checkpoint import load_model_dir, save_model_dir
 from omrgemma.errors import CheckpointError, UsageError
-from omrgemma.nn.layers import flatten_dict, unflatten_dict
-
-Params = dict
+from omrgemma.nn.layers import Params, flatten_dict, unflatten_dict
 
 
 def blend_params(a: Params, b: Params, weight: float) -> Params:
