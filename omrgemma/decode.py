@@ -251,8 +251,8 @@ def _token_logprob(logprobs: jax.Array, tokens: jax.Array) -> jax.Array:
 
 
 def _sampling_loop(
-    step, logits, done, max_new, rng, forced, *, strategy, budget, eos_id, pad_id, logit_mask,
-    repeat_stop,
+    step, logits, done, max_new, rng, forced, state, *, strategy, budget, eos_id, pad_id,
+    logit_mask, repeat_stop,
 ):  # fmt: skip
     """Greedy or sampled decoding of all rows in lockstep; rows that are done emit `pad_id`.
 
@@ -303,14 +303,16 @@ def _sampling_loop(
         logprobs=jnp.zeros((batch, budget), jnp.float32),
         looped_at=jnp.full((batch,), -1, jnp.int32),
         done=done,
-        state=() if logit_mask is None else logit_mask.init_state(batch),
+        state=state,
         rng=rng,
     )
     carry = jax.lax.while_loop(cond, body, choose(carry, logits))
     return carry["tokens"], carry["logprobs"], carry["looped_at"]
 
 
-def _beam_loop(step, logits, done, max_new, forced, *, beam, budget, eos_id, pad_id, logit_mask):
+def _beam_loop(
+    step, logits, done, max_new, forced, state, *, beam, budget, eos_id, pad_id, logit_mask
+):  # fmt: skip
     """Beam search over `beam.width` hypotheses per row; returns the best one of each row.
 
     `logits` f32[B*W, V] and `step.initial` (the cache) are already repeated W times per row.
@@ -374,7 +376,7 @@ def _beam_loop(step, logits, done, max_new, forced, *, beam, budget, eos_id, pad
         scores=jnp.broadcast_to(first_only, (batch, width)),
         lengths=jnp.zeros((batch, width), jnp.int32),
         finished=jnp.broadcast_to(done[:, None], (batch, width)),
-        state=() if logit_mask is None else logit_mask.init_state(batch * width),
+        state=jax.tree.map(lambda a: jnp.repeat(a, width, axis=0), state),
     )
     carry = jax.lax.while_loop(cond, body, choose(carry, logits))
     best = jnp.argmax(beam.normalise(carry["scores"], carry["lengths"]), axis=1)
@@ -426,6 +428,7 @@ def _generate(
     prompt_mask,
     done,
     forced,
+    state,
     max_new,
     eos_id,
     pad_id,
@@ -460,10 +463,12 @@ def _generate(
             next_position[rows],
             prefix_len,
         )
-        return _beam_loop(step, logits[rows], done, max_new, forced[rows], beam=strategy, **common)
+        return _beam_loop(
+            step, logits[rows], done, max_new, forced[rows], state, beam=strategy, **common
+        )  # fmt: skip
     step = _Step(params, config, cache, slot_valid, next_position, prefix_len)
     return _sampling_loop(
-        step, logits, done, max_new, rng, forced, strategy=strategy, repeat_stop=repeat_stop,
+        step, logits, done, max_new, rng, forced, state, strategy=strategy, repeat_stop=repeat_stop,
         **common,
     )  # fmt: skip
 
@@ -487,12 +492,17 @@ def generate(
     mesh: jax.sharding.Mesh | None = None,
     repeat_stop: repeats.RepeatStop | None = repeats.DEFAULT,
     forced_ids: Sequence[Sequence[int]] | None = None,
+    mask_state: PyTree | None = None,
 ) -> list[DecodeResult]:
     """Generates up to `max_new_tokens` ids after each image + prompt.
 
     `forced_ids` (one list per row, may be empty): the first tokens each row must generate.
     They are generated (decoded causally, scored with the model's own log-probabilities, part
     of the result), not read as prompt, so the model continues a text it wrote itself.
+
+    `mask_state`: the `logit_mask`'s starting state for these rows (leaves [B, ...], e.g.
+    per-row bounds, `omrgemma.measure_budget`); default `logit_mask.init_state(B)`. It is a
+    traced input, so rows may differ without a recompilation.
 
     A row stuck repeating a short block (`repeat_stop`, see `omrgemma.repeat_stop`; None: off)
     stops there in greedy and sampled decoding, and loses the copies after the first one (beam
@@ -537,6 +547,7 @@ def generate(
     forced = np.full((padded, _forced_width(forced_ids)), -1, np.int32)
     for row, ids in enumerate(forced_ids or ()):
         forced[row, : len(ids)] = ids
+    state = _mask_state(logit_mask, mask_state, batch, padded)
     inputs = (images, prompts, prompt_mask, done, forced)
     if mesh is not None:
         from omrgemma.sharding import shard_batch
@@ -545,6 +556,7 @@ def generate(
     tokens, logprobs, looped_at = _generate(
         params,
         *inputs,
+        state,
         jnp.int32(max_new_tokens),
         jnp.int32(eos_id),
         jnp.int32(pad_id),
@@ -576,6 +588,28 @@ def generate(
             )
         )
     return results
+
+
+def _mask_state(
+    logit_mask: LogitMask | None, mask_state: PyTree | None, batch: int, padded: int
+) -> PyTree:
+    """The mask's starting state for all `padded` rows: `mask_state` for the first `batch`,
+    the mask's own initial state for the filler rows."""
+    if logit_mask is None:
+        if mask_state is not None:
+            raise UsageError("a mask state was given without a logit mask")
+        return ()
+    if mask_state is None:
+        return logit_mask.init_state(padded)
+    filler = logit_mask.init_state(padded - batch)
+
+    def pad(given: Any, extra: Any) -> jax.Array:
+        given = np.asarray(given)
+        if given.shape[0] != batch:
+            raise UsageError(f"the mask state has {given.shape[0]} rows for {batch} prompts")
+        return jnp.concatenate([jnp.asarray(given, jnp.asarray(extra).dtype), extra])
+
+    return jax.tree.map(pad, mask_state, filler)
 
 
 def _forced_width(forced_ids: Sequence[Sequence[int]] | None) -> int:

@@ -26,6 +26,7 @@ A directory holding several resolutions keeps each in a subfolder named by it (`
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Sequence
@@ -90,6 +91,7 @@ class Recognizer:
     image_size: int | tuple[int, int]  # the model input: a side, or (height, width)
     device: str
     unit: Unit = "system"  # what one input image holds
+    piece_measures: int | None = None  # a staff model's longest staff: see pipeline.chunks
     timings: dict[str, float] = field(default_factory=lambda: {"model": 0.0})
 
     def predict(self, images: Sequence[np.ndarray]) -> list[str]:
@@ -97,12 +99,17 @@ class Recognizer:
         return [result.kern for result in self.recognize(images)]
 
     def recognize(
-        self, images: Sequence[np.ndarray], starts: Sequence[str] | None = None
+        self,
+        images: Sequence[np.ndarray],
+        starts: Sequence[str] | None = None,
+        measures: Sequence[int | None] | None = None,
     ) -> list[SystemResult]:
         """Like `predict`, with the tokens and their log-probabilities; batches of `batch_size`.
 
         starts: per image, text its reading must begin with (the model writes it, then goes
         on; "" for none), e.g. a header agreed with the system's other staves.
+        measures: per image, the most measures its reading may hold (None: no bound), e.g. the
+        barlines counted in the image (`omrgemma.measure_budget`).
         """
         from omrgemma.decode import generate
 
@@ -113,6 +120,11 @@ class Recognizer:
             if starts is not None:
                 texts = starts[start : start + self.batch_size]
                 forced = [self.tokenizer.encode(text) if text else [] for text in texts]
+            mask = state = None
+            counts = measures[start : start + self.batch_size] if measures is not None else ()
+            if any(count is not None for count in counts):
+                mask = self.measure_budget
+                state = mask.rows([None if n is None else (0, n) for n in counts])
             pixels = np.stack([to_model_input(image, self.image_size) for image in chunk])
             began = time.perf_counter()
             decoded = generate(
@@ -125,10 +137,18 @@ class Recognizer:
                 pad_id=self.pad_id,
                 strategy=self.strategy,
                 forced_ids=forced,
+                logit_mask=mask,
+                mask_state=state,
             )
             self.timings["model"] += time.perf_counter() - began
             results += [self._result(row) for row in decoded]
         return results
+
+    @functools.cached_property
+    def measure_budget(self) -> Any:
+        from omrgemma.measure_budget import MeasureBudget
+
+        return MeasureBudget.for_tokenizer(self.tokenizer, self.eos_id)
 
     def _result(self, row: Any) -> SystemResult:
         pieces = token_pieces(self.tokenizer, row.tokens)
@@ -309,4 +329,18 @@ def load_recognizer(
         image_size=loaded.config.image_size,
         device=str(chosen.platform),
         unit=model_unit(loaded.config.image_size, extra.get("unit"), path=folder / INFERENCE_FILE),
+        piece_measures=_piece_measures(extra.get("piece_measures"), folder / INFERENCE_FILE),
     )
+
+
+def _piece_measures(value: Any, path: Path) -> int | None:
+    """`"piece_measures"` of `inference.json`: None (absent) or a positive whole number."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ModelError(
+            f"piece_measures must be a whole number of measures >= 1, got {value!r}",
+            path=path,
+            hint='write e.g. "piece_measures": 4, or leave it out to read whole systems',
+        )
+    return value

@@ -674,6 +674,8 @@ def export_model(
 
     from omrgemma import train_state
     from omrgemma.checkpoint import save_model_dir
+    from omrgemma.io import write_atomic
+    from omrgemma.recognizer import INFERENCE_FILE
 
     run_dir = Path(run_dir)
     run = load_run(run_dir)
@@ -698,10 +700,22 @@ def export_model(
         params = merge(params["base"], params["lora"], lora)
     params.pop("ctc", None)  # the training-only CTC head
     params = jax.tree.map(lambda x: jnp.asarray(x, jnp.bfloat16), params)
-    return save_model_dir(
+    folder = save_model_dir(
         out_dir, params, config, tokenizer=run_dir / "tokenizer.model",
         card=card or model_card(run_dir), force=force,
     )  # fmt: skip
+    if (settings := inference_settings(run)) is not None:
+        write_atomic(folder / INFERENCE_FILE, json.dumps(settings, indent=2) + "\n")
+    return folder
+
+
+def inference_settings(run: dict) -> dict | None:
+    """What `inference.json` of an exported model says: for a model trained on staves of at
+    most N measures, that longer systems are read in pieces of N (`omrgemma.pipeline.chunks`)."""
+    data = run.get("data", {})
+    if data.get("dataset") not in STAFF_DATASETS | {"single"} or "measures" not in data:
+        return None
+    return {"piece_measures": int(data["measures"][1])}
 
 
 LICENCES = {

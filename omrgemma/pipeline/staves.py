@@ -35,6 +35,8 @@ import numpy as np
 from omrgemma.image.layout import Staff
 from omrgemma.kern.parse import Kind, parse
 from omrgemma.pipeline import confidence as conf
+from omrgemma.pipeline.barlines import measure_ends
+from omrgemma.pipeline.chunks import Piece, concatenate, cut_system, header
 from omrgemma.pipeline.meter import meter_starts
 from omrgemma.recognizer import SystemResult
 
@@ -50,10 +52,10 @@ _LINE_INK = 160  # grey levels: darker is a staff line's ink (anti-aliased lines
 _NEIGHBOUR_REACH = 2.0  # staff spacings: ink at a cut edge this far from the lines is a neighbour's
 
 
-def split_staves(system: np.ndarray) -> list[np.ndarray]:
+def split_staves(system: np.ndarray, staves: list[Staff] | None = None) -> list[np.ndarray]:
     """uint8[H, W] system image (0 = black) -> one uint8[h, w] image per staff, top to bottom.
 
-    Staves come from `find_system_staves`. Neighbouring staves are cut halfway across the gap
+    Staves come from `find_system_staves` (or `staves`, found in it before). Neighbouring staves are cut halfway across the gap
     between them, so ledger lines on either side stay with their staff; the outer staves keep a
     whole gap above (below) them, within the image. Each cut is trimmed of white borders as
     training renders are (`trim_white`). Fewer than two staves found: the image itself, uncut
@@ -63,7 +65,7 @@ def split_staves(system: np.ndarray) -> list[np.ndarray]:
     from omrgemma.data.kern_examples import trim_white
 
     gray = _gray(system)
-    staves = find_system_staves(gray)
+    staves = find_system_staves(gray) if staves is None else staves
     if len(staves) < 2:
         return [trim_white(gray)]
 
@@ -118,7 +120,7 @@ def drop_neighbour_ink(
 
     if not (cut_above or cut_below):
         return crop
-    ink = _contrast_ink(crop)
+    ink = contrast_ink(crop)
     _, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     height = crop.shape[0]
     near_top = lines[0] - _NEIGHBOUR_REACH * spacing
@@ -193,12 +195,12 @@ def find_system_staves(gray: np.ndarray) -> list[Staff]:
     from omrgemma.image.staves import find_staves, staff_metrics
 
     scale = 1.0
-    ink = _contrast_ink(gray)
+    ink = contrast_ink(gray)
     thickness, spacing = staff_metrics(_long_lines(ink))
     if spacing < _MIN_SPACING:  # lines a pixel thin: look on an enlarged copy, as pages do
         scale = min(_MIN_SPACING * 1.5 / spacing, 4.0)
         size = (round(gray.shape[1] * scale), round(gray.shape[0] * scale))
-        ink = _contrast_ink(cv2.resize(gray, size, interpolation=cv2.INTER_LINEAR))
+        ink = contrast_ink(cv2.resize(gray, size, interpolation=cv2.INTER_LINEAR))
         thickness, spacing = thickness * scale, spacing * scale  # noise would mislead a re-count
     tall = max(3, round(2 * thickness + 2))
     thick = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((tall, 1), np.uint8))
@@ -226,7 +228,7 @@ def _gray(image: np.ndarray) -> np.ndarray:
     return image.astype(np.uint8)
 
 
-def _contrast_ink(gray: np.ndarray) -> np.ndarray:
+def contrast_ink(gray: np.ndarray) -> np.ndarray:
     """uint8[H, W] mask of pixels darker than their neighbourhood's white by a share of the
     image's strongest such contrast (so grey, blurred lines count; paper shading does not)."""
     import cv2
@@ -296,6 +298,8 @@ class StaffReader:
     inner: Any
     image_size: tuple[int, int]
     agree_meter: bool = True  # re-read staves whose meter differs (see the module docstring)
+    count_measures: bool = True  # read each staff with the system's barline count of measures
+    piece_measures: int | None = None  # longer systems are read in pieces of this many measures
     timings: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -314,7 +318,9 @@ class StaffReader:
     def settings(self) -> dict[str, Any]:
         return {**getattr(self.inner, "settings", {}), "unit": "staff",
                 "system_size": list(self.image_size),
-                "meter": "agreed" if self.agree_meter else "per staff"}  # fmt: skip
+                "meter": "agreed" if self.agree_meter else "per staff",
+                "measures": "barlines" if self.count_measures else "free",
+                "piece_measures": self.piece_measures}  # fmt: skip
 
     def __getattr__(self, name: str) -> Any:  # model_dir, device, params ... of the model
         if name == "inner":
@@ -326,22 +332,76 @@ class StaffReader:
         return [result.kern for result in self.recognize(images)]
 
     def recognize(self, images: Sequence[np.ndarray]) -> list[SystemResult]:
-        """Split every system, read all staves in one call, re-read the staves whose meter
-        disagrees with the system's surest one (`omrgemma.pipeline.meter`), join each system's
-        staves."""
+        """Split every system into pieces of at most `piece_measures` measures and each piece
+        into staves; read the first pieces' staves in one call, re-read the staves whose meter
+        disagrees with the system's surest one (`omrgemma.pipeline.meter`), read the later
+        pieces' staves (each begun with its staff's header) in one more call, put each staff's
+        pieces together and join each system's staves."""
         began = time.perf_counter()
-        split = [split_staves(image) for image in images]
+        systems = [self._pieces(image) for image in images]
+        split = [[split_staves(p.image, p.staves) for p in pieces] for pieces in systems]
         self.timings["staves"] += time.perf_counter() - began
-        staves = [staff for parts in split for staff in parts]
-        read = self._read(staves) if staves else []
-        bounds = list(itertools.accumulate((len(parts) for parts in split), initial=0))
+        firsts = [parts[0] for parts in split]
+        staves = [staff for parts in firsts for staff in parts]
+        measures = [p[0].measures for p, parts in zip(systems, firsts, strict=True) for _ in parts]
+        read = self._read(staves, measures) if staves else []
+        bounds = list(itertools.accumulate((len(parts) for parts in firsts), initial=0))
         if self.agree_meter:
-            self._agree_on_meter(staves, read, bounds)
+            self._agree_on_meter(staves, read, bounds, measures)
         mine = [read[a:b] for a, b in itertools.pairwise(bounds)]
+        mine = self._read_later_pieces(systems, split, mine)
         return [own[0] if len(own) == 1 else joined_result(own) for own in mine]
 
+    def _pieces(self, image: np.ndarray) -> list[Piece]:
+        gray = _gray(image)
+        staves = find_system_staves(gray)
+        counting = self.count_measures or self.piece_measures is not None
+        ends = measure_ends(gray, staves) if counting else []
+        pieces = cut_system(gray, staves, ends, most=self.piece_measures)
+        if not self.count_measures:
+            pieces = [replace(piece, measures=None) for piece in pieces]
+        return pieces
+
+    def _read_later_pieces(
+        self,
+        systems: list[list[Piece]],
+        split: list[list[list[np.ndarray]]],
+        firsts: list[list[SystemResult]],
+    ) -> list[list[SystemResult]]:
+        """Each system's staves read over all its pieces: the later pieces' staves are read in
+        one call, each forced to begin with the header of its staff's first reading."""
+        wanted = [
+            (system, piece, staff)
+            for system, parts in enumerate(split)
+            for piece in range(1, len(parts))
+            for staff in range(min(len(parts[piece]), len(firsts[system])))
+        ]
+        if not wanted:
+            return firsts
+        starts = [header(firsts[i][j].kern) for i, _, j in wanted]
+        again = self._read(
+            [split[i][k][j] for i, k, j in wanted],
+            [systems[i][k].measures for i, k, _ in wanted],
+            starts,
+        )
+        later: dict[tuple[int, int], list[SystemResult]] = {}
+        for (i, _, j), result in zip(wanted, again, strict=True):
+            later.setdefault((i, j), []).append(result)
+        joined = []
+        for i, own in enumerate(firsts):
+            staves = []
+            for j, first in enumerate(own):
+                rest = later.get((i, j), [])
+                staves.append(concatenate([first, *rest], ["", *[header(first.kern)] * len(rest)]))
+            joined.append(staves)
+        return joined
+
     def _agree_on_meter(
-        self, staves: list[np.ndarray], read: list[SystemResult], bounds: list[int]
+        self,
+        staves: list[np.ndarray],
+        read: list[SystemResult],
+        bounds: list[int],
+        measures: list[int | None],
     ) -> None:
         """Re-read (in one call) the staves whose meter differs from their system's surest one,
         in place in `read`; system k holds staves bounds[k]:bounds[k + 1]."""
@@ -350,13 +410,25 @@ class StaffReader:
             if b - a > 1:
                 starts |= {a + i: text for i, text in meter_starts(read[a:b]).items()}
         if starts:
-            again = self.inner.recognize([staves[i] for i in starts], list(starts.values()))
+            again = self._read(
+                [staves[i] for i in starts], [measures[i] for i in starts], list(starts.values())
+            )
             for index, result in zip(starts, again, strict=True):
                 read[index] = result
 
-    def _read(self, staves: list[np.ndarray]) -> list[SystemResult]:
+    def _read(
+        self,
+        staves: list[np.ndarray],
+        measures: list[int | None],
+        starts: list[str] | None = None,
+    ) -> list[SystemResult]:
         if hasattr(self.inner, "recognize"):
-            return list(self.inner.recognize(staves))
+            options: dict[str, Any] = {}
+            if starts is not None:
+                options["starts"] = starts
+            if any(n is not None for n in measures):
+                options["measures"] = measures
+            return list(self.inner.recognize(staves, **options))
         empty = np.zeros(0, np.float32)
         return [SystemResult(kern=text, tokens=(), token_logprobs=empty, pieces=())
                 for text in self.inner.predict(staves)]  # fmt: skip
@@ -366,7 +438,11 @@ def system_reader(recognizer: Any) -> Any:
     """`recognizer` wrapped in a `StaffReader` when it reads one staff, else itself."""
     if isinstance(recognizer, StaffReader) or getattr(recognizer, "unit", "system") != "staff":
         return recognizer
-    return StaffReader(inner=recognizer, image_size=system_crop_size(recognizer.image_size))
+    return StaffReader(
+        inner=recognizer,
+        image_size=system_crop_size(recognizer.image_size),
+        piece_measures=getattr(recognizer, "piece_measures", None),
+    )
 
 
 def joined_result(staves: Sequence[SystemResult]) -> SystemResult:

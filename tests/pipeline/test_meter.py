@@ -55,7 +55,7 @@ class Rereader:
     image_size: tuple[int, int] = (64, 512)
     calls: list[tuple[int, list[str] | None]] = field(default_factory=list)
 
-    def recognize(self, images, starts=None):
+    def recognize(self, images, starts=None, measures=None):
         self.calls.append((len(images), None if starts is None else list(starts)))
         if starts is not None:
             return [_result(start + "2C\n=\n*-\n") for start in starts]

@@ -72,7 +72,7 @@ class StandIn:
     device: str = "cpu"
     calls: list[list[tuple[int, ...]]] = field(default_factory=list)
 
-    def recognize(self, images):
+    def recognize(self, images, starts=None, measures=None):
         self.calls.append([np.asarray(image).shape for image in images])
         return [self.answers[i % len(self.answers)] for i in range(len(images))]
 
@@ -406,3 +406,31 @@ def test_a_tiny_staff_model_reads_a_piano_system_staff_by_staff(staff_model_dir,
     assert all(1 <= len(s.tokens) <= 8 for s in result.staves)
     assert len(result.token_logprobs) == sum(len(s.tokens) for s in result.staves)
     assert parse(result.kern).kern_spine_count >= 2  # whatever it wrote, one spine per staff
+
+
+def test_the_model_folder_says_how_many_measures_a_piece_holds(staff_model_dir, tmp_path):
+    import shutil
+
+    from omrgemma.evaluate import load_predictor
+    from omrgemma.recognizer import load_recognizer
+
+    assert load_predictor(str(staff_model_dir)).piece_measures is None  # not said: whole systems
+    folder = tmp_path / "pieces"
+    shutil.copytree(staff_model_dir, folder)
+    (folder / "inference.json").write_text(json.dumps({"max_new_tokens": 8, "piece_measures": 3}))
+    assert load_predictor(str(folder)).piece_measures == 3
+    for bad in (0, 2.5, "4", True):
+        (folder / "inference.json").write_text(json.dumps({"piece_measures": bad}))
+        with pytest.raises(ModelError, match="piece_measures"):
+            load_recognizer(folder, device="cpu")
+
+
+@pytest.mark.parametrize(("data", "settings"), [
+    ({"dataset": "staves", "measures": [1, 4]}, {"piece_measures": 4}),
+    ({"dataset": "single", "measures": [1, 2]}, {"piece_measures": 2}),
+    ({"dataset": "piano", "measures": [1, 8]}, None),
+])  # fmt: skip
+def test_an_exported_staff_model_reads_pieces_as_long_as_it_trained_on(data, settings):
+    from omrgemma.train_run import inference_settings
+
+    assert inference_settings({"data": data}) == settings

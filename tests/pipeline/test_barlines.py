@@ -1,0 +1,95 @@
+"""Counting a system's measures by its barlines (`omrgemma.pipeline.barlines`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from omrgemma.kern.parse import parse
+from omrgemma.pipeline.barlines import measure_count, measure_ends
+from omrgemma.pipeline.staves import find_system_staves
+
+# Five measures of a piano system: chords whose stems span a staff, beams, a spine split,
+# and a tie, none of which is a barline.
+PIANO = """**kern\t**kern
+*clefF4\t*clefG2
+*k[b-]\t*k[b-]
+*M3/4\t*M3/4
+4FF 4F\t4f 4a 4cc 4ff
+4C\t8ccL
+.\t8ddJ
+4A\t4ff
+=\t=
+*\t*^
+2.D\t4dd\t4b-
+.\t4cc\t4a
+.\t4b-\t4g
+=\t=\t=
+*\t*v\t*v
+4GG\t4gg
+4B-\t8ffL
+.\t8eeJ
+4D\t4dd
+=\t=
+2.FF 2.F\t2.ff 2.aa 2.ccc
+=\t=
+4C\t[4ee
+4E\t4ee]
+4G\t4dd
+==\t==
+*-\t*-
+"""
+SONG = "**kern\n*clefG2\n*k[]\n*M4/4\n4c\n4e\n4g\n4cc\n=\n8ddL\n8ccJ\n8b\n8a\n2g\n=\n1c\n==\n*-\n"
+
+
+@pytest.fixture(scope="module")
+def piano_image() -> np.ndarray:
+    from omrgemma.data.render import render_system
+
+    return render_system(PIANO)
+
+
+@pytest.mark.parametrize("text", [PIANO, SONG], ids=["piano", "song"])
+def test_a_render_has_as_many_measures_as_its_kern(text):
+    from omrgemma.data.render import render_system
+
+    image = render_system(text)
+    staves = find_system_staves(image)
+    assert len(staves) == parse(text).kern_spine_count
+    assert measure_count(image, staves) == len(parse(text).measures)
+
+
+def test_measure_ends_are_the_barlines_left_to_right(piano_image):
+    staves = find_system_staves(piano_image)
+    ends = measure_ends(piano_image, staves)
+    assert ends == sorted(ends) and len(ends) == 5
+    assert ends[-1] == pytest.approx(max(s.x1 for s in staves), abs=3 * staves[0].spacing)
+    assert min(np.diff(ends)) > 4 * staves[0].spacing  # no stem counted between two barlines
+
+
+def test_a_system_cut_inside_a_measure_counts_the_unfinished_one(piano_image):
+    staves = find_system_staves(piano_image)
+    ends = measure_ends(piano_image, staves)
+    cut = round((ends[2] + ends[3]) / 2)  # halfway through the fourth measure
+    assert measure_count(np.ascontiguousarray(piano_image[:, :cut]), staves) == 4
+
+
+def test_no_barlines_no_count():
+    blank = np.full((200, 600), 255, np.uint8)
+    assert measure_ends(blank, []) == [] and measure_count(blank, []) is None
+    lines = blank.copy()
+    for y in range(60, 110, 12):  # a bare staff: lines, no barline
+        lines[y : y + 2, 20:580] = 0
+    assert measure_count(lines, find_system_staves(lines)) is None
+
+
+def test_most_real_scan_systems_count_their_reference_measures(shared_data):
+    """Barlines on printed scans (training movements' scans: the dev cut)."""
+    from omrgemma.data import testsets
+
+    examples = list(testsets.build("real-scans-dev", shared_data, limit=24))
+    right = sum(
+        measure_count(e.image, find_system_staves(e.image)) == len(parse(e.kern).measures)
+        for e in examples
+    )
+    assert right >= 0.75 * len(examples)
