@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 SETS = (  # testsets.SET_NAMES
-    "grandstaff-like", "camera-like", "real-scans", "single-staff", "real-scans-dev"
+    "grandstaff-like", "camera-like", "real-scans", "single-staff", "real-scans-dev",
+    "grandstaff-like-dev", "camera-like-dev",
 )  # fmt: skip
 
 
@@ -41,7 +42,8 @@ def command(
     model, set_name, limit, data, seed, json_path, examples_dir, batch_size, beam, no_music
 ):
     """Measure a model on a test set built from the corpora (held-out movements only), or
-    compare models on real-scans-dev (scans of training movements: choose there, not on a test set).
+    compare models and settings on a -dev set (the same from training movements: choose there,
+    not on a test set).
 
     Prints a table of CER/SER/LER (SMT's definitions, %), note precision/recall/F1, the share of
     predictions that validate and that convert to MusicXML, overall and per collection.

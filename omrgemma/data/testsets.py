@@ -12,9 +12,11 @@
   movement is used only when it has break marks and the detected system count over all its pages
   equals the kern's; the others are reported in `RealScanReport.skipped` and left out, never
   guessed.
-- real-scans-dev: the same from the scans of *training* movements. Not a test set: it is where
-  models, stages and settings may be compared and chosen, so that the held-out sets stay for
-  measuring only. (A model has trained on renders of these movements' kern, never on the scans.)
+- real-scans-dev, grandstaff-like-dev, camera-like-dev: the same from *training* movements
+  (their scans; their kern cut and rendered). Not test sets: they are where models, stages and
+  settings may be compared and chosen, so that the held-out sets stay for measuring only. A
+  model has trained on renders of these movements' kern (never on the scans), so their
+  figures flatter it; comparisons between settings of one model are what they are for.
 - single-staff: held-out movements of the single-staff collections a staff model trains on
   (`SINGLE_STAFF_COLLECTIONS`, the same as `omrgemma.train_run.DATASETS["single"]`), cut into
   chunks of 1-4 measures (seeded per movement), at most `SINGLE_STAFF_PER_MOVEMENT` chunks of
@@ -40,9 +42,13 @@ from omrgemma.data.render import DEFAULT, RenderOptions, SafeRenderer
 from omrgemma.data.snippets import CutError, count_break_marks, cut_at_breaks, cut_by_measures
 from omrgemma.data.split import kern_relpath, test_files, train_files
 
-SetName = Literal["grandstaff-like", "camera-like", "real-scans", "single-staff", "real-scans-dev"]
+SetName = Literal[
+    "grandstaff-like", "camera-like", "real-scans", "single-staff", "real-scans-dev",
+    "grandstaff-like-dev", "camera-like-dev",
+]  # fmt: skip
 SET_NAMES: tuple[SetName, ...] = (
-    "grandstaff-like", "camera-like", "real-scans", "single-staff", "real-scans-dev"
+    "grandstaff-like", "camera-like", "real-scans", "single-staff", "real-scans-dev",
+    "grandstaff-like-dev", "camera-like-dev",
 )  # fmt: skip
 MEASURES = (1, 8)
 # Monophonic songs and the Polish and Chopin single-staff parts (collections of `split`).
@@ -123,12 +129,13 @@ def _refs(relpath: str, snippets) -> list[SystemRef]:
 
 
 def grandstaff_systems(
-    data: Path, *, seed: int = 0, report: BuildReport | None = None
+    data: Path, *, seed: int = 0, report: BuildReport | None = None, heldout: bool = True
 ) -> list[SystemRef]:
-    """The kern side of grandstaff-like: every held-out piano movement in N-measure chunks."""
+    """The kern side of grandstaff-like: every held-out (or training) piano movement in
+    N-measure chunks."""
     report = report if report is not None else BuildReport()
     systems: list[SystemRef] = []
-    for path in piano_movements(data):
+    for path in piano_movements(data, heldout=heldout):
         if (cut := _cut_movement(path, seed, MEASURES, report)) is not None:
             systems += _refs(*cut)
     return systems
@@ -168,10 +175,12 @@ def grandstaff_like(
     options: RenderOptions = DEFAULT,
     workers: int = 1,
     report: BuildReport | None = None,
+    heldout: bool = True,
 ) -> Iterator[Example]:
-    """Clean one-system renders of the held-out piano systems (the first `limit` systems)."""
+    """Clean one-system renders of the held-out (or training) piano systems (the first `limit`
+    systems)."""
     report = report if report is not None else BuildReport()
-    systems = grandstaff_systems(data, seed=seed, report=report)[:limit]
+    systems = grandstaff_systems(data, seed=seed, report=report, heldout=heldout)[:limit]
     yield from _examples(systems, report, options, workers)
 
 
@@ -183,11 +192,13 @@ def camera_like(
     options: RenderOptions = DEFAULT,
     workers: int = 1,
     report: BuildReport | None = None,
+    heldout: bool = True,
 ) -> Iterator[Example]:
     """grandstaff-like through `augment_camera`, each example seeded by (seed, id)."""
     for example in grandstaff_like(
-        data, seed=seed, limit=limit, options=options, workers=workers, report=report
-    ):
+        data, seed=seed, limit=limit, options=options, workers=workers, report=report,
+        heldout=heldout,
+    ):  # fmt: skip
         image = augment_camera(example.image, example_seed(seed, "camera/" + example.id))
         yield Example(id=example.id, collection=example.collection, image=image, kern=example.kern)
 
@@ -331,11 +342,12 @@ def build(
     workers: int = 1,
     report: BuildReport | None = None,
 ) -> Iterator[Example]:
-    """The named test set."""
-    if name == "grandstaff-like":
-        return grandstaff_like(data, seed=seed, limit=limit, workers=workers, report=report)
-    if name == "camera-like":
-        return camera_like(data, seed=seed, limit=limit, workers=workers, report=report)
+    """The named test (or dev) set."""
+    common = dict(seed=seed, limit=limit, workers=workers, report=report)
+    if name in ("grandstaff-like", "grandstaff-like-dev"):
+        return grandstaff_like(data, heldout=not name.endswith("-dev"), **common)
+    if name in ("camera-like", "camera-like-dev"):
+        return camera_like(data, heldout=not name.endswith("-dev"), **common)
     if name == "real-scans":
         return real_scans(data, limit=limit, report=report)
     if name == "real-scans-dev":

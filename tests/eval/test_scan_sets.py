@@ -1,5 +1,6 @@
-"""The real-scan sets: `real-scans` from held-out movements only, `real-scans-dev` from
-training movements only, and `omrgemma evaluate --set real-scans-dev --beam K`."""
+"""The dev sets: `real-scans` from held-out movements only, `real-scans-dev`,
+`grandstaff-like-dev` and `camera-like-dev` from training movements only, and
+`omrgemma evaluate --set real-scans-dev --beam K`."""
 
 from __future__ import annotations
 
@@ -34,3 +35,13 @@ def test_evaluate_passes_the_beam_to_the_recognizer(monkeypatch):
     monkeypatch.setattr(staves, "system_reader", lambda inner: "reader")
     assert evaluate.load_predictor("models/any", beam=4) == "reader"
     assert seen == {"beam": 4}
+
+
+def test_the_rendered_dev_sets_come_from_training_movements_only(shared_data):
+    for name in ("grandstaff-like-dev", "camera-like-dev"):
+        examples = list(testsets.build(name, shared_data, limit=2))
+        assert len(examples) == 2
+        assert not any(split.is_heldout(e.id.partition("#")[0]) for e in examples)
+    test_ids = {s.id for s in testsets.grandstaff_systems(shared_data)}
+    dev_ids = {s.id for s in testsets.grandstaff_systems(shared_data, heldout=False)}
+    assert test_ids and dev_ids and not test_ids & dev_ids

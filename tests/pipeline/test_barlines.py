@@ -93,3 +93,19 @@ def test_most_real_scan_systems_count_their_reference_measures(shared_data):
         for e in examples
     )
     assert right >= 0.75 * len(examples)
+
+
+def test_a_measure_too_wide_to_be_one_makes_the_count_unknown_not_short():
+    """A barline the search misses (blur, a broken line) would otherwise cut the reading short."""
+    from omrgemma.data.render import render_system
+
+    four_more = "4C\t4c\n4E\t4e\n4G\t4g\n=\t=\n" * 4
+    image = render_system(PIANO.replace("==\t==\n*-\t*-\n", "=\t=\n" + four_more + "*-\t*-\n"))
+    staves = find_system_staves(image)
+    ends = measure_ends(image, staves)
+    assert len(ends) == 9
+    spacing = staves[0].spacing
+    erased = image.copy()
+    for x in ends[:-1]:  # every barline but the last gone: one "measure" across the system
+        erased[:, round(x - spacing / 2) : round(x + spacing / 2)] = 255
+    assert measure_ends(erased, staves) == [] and measure_count(erased, staves) is None
