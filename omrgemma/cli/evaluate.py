@@ -10,7 +10,7 @@ import click
 
 SETS = (  # testsets.SET_NAMES
     "grandstaff-like", "camera-like", "real-scans", "single-staff", "real-scans-dev",
-    "grandstaff-like-dev", "camera-like-dev",
+    "grandstaff-like-dev", "camera-like-dev", "single-staff-dev",
 )  # fmt: skip
 
 

@@ -12,7 +12,8 @@
   movement is used only when it has break marks and the detected system count over all its pages
   equals the kern's; the others are reported in `RealScanReport.skipped` and left out, never
   guessed.
-- real-scans-dev, grandstaff-like-dev, camera-like-dev: the same from *training* movements
+- real-scans-dev, grandstaff-like-dev, camera-like-dev, single-staff-dev: the same from *training*
+  movements
   (their scans; their kern cut and rendered). Not test sets: they are where models, stages and
   settings may be compared and chosen, so that the held-out sets stay for measuring only. A
   model has trained on renders of these movements' kern (never on the scans), so their
@@ -44,11 +45,11 @@ from omrgemma.data.split import kern_relpath, test_files, train_files
 
 SetName = Literal[
     "grandstaff-like", "camera-like", "real-scans", "single-staff", "real-scans-dev",
-    "grandstaff-like-dev", "camera-like-dev",
+    "grandstaff-like-dev", "camera-like-dev", "single-staff-dev",
 ]  # fmt: skip
 SET_NAMES: tuple[SetName, ...] = (
     "grandstaff-like", "camera-like", "real-scans", "single-staff", "real-scans-dev",
-    "grandstaff-like-dev", "camera-like-dev",
+    "grandstaff-like-dev", "camera-like-dev", "single-staff-dev",
 )  # fmt: skip
 MEASURES = (1, 8)
 # Monophonic songs and the Polish and Chopin single-staff parts (collections of `split`).
@@ -206,19 +207,19 @@ def camera_like(
 # --- single staff -------------------------------------------------------------------------------
 
 
-def single_staff_movements(data: Path) -> list[Path]:
-    """Held-out movements of the single-staff collections present in `data`."""
-    return test_files(data, list(SINGLE_STAFF_COLLECTIONS))
+def single_staff_movements(data: Path, *, heldout: bool = True) -> list[Path]:
+    """Held-out (or training) movements of the single-staff collections present in `data`."""
+    return (test_files if heldout else train_files)(data, list(SINGLE_STAFF_COLLECTIONS))
 
 
 def single_staff_systems(
-    data: Path, *, seed: int = 0, report: BuildReport | None = None
+    data: Path, *, seed: int = 0, report: BuildReport | None = None, heldout: bool = True
 ) -> list[SystemRef]:
     """The kern side of single-staff: up to `SINGLE_STAFF_PER_MOVEMENT` 1-4-measure chunks of
-    every held-out single-staff movement, in movement then chunk order."""
+    every held-out (or training) single-staff movement, in movement then chunk order."""
     report = report if report is not None else BuildReport()
     systems: list[SystemRef] = []
-    for path in single_staff_movements(data):
+    for path in single_staff_movements(data, heldout=heldout):
         if (cut := _cut_movement(path, seed, SINGLE_STAFF_MEASURES, report)) is None:
             continue
         relpath, snippets = cut
@@ -242,16 +243,19 @@ def single_staff(
     options: RenderOptions = DEFAULT,
     workers: int = 1,
     report: BuildReport | None = None,
+    heldout: bool = True,
 ) -> Iterator[Example]:
-    """Clean one-staff renders of the held-out single-staff systems (the first `limit`)."""
+    """Clean one-staff renders of the held-out (or training) single-staff systems (the first
+    `limit`)."""
     report = report if report is not None else BuildReport()
-    systems = single_staff_systems(data, seed=seed, report=report)[:limit]
+    systems = single_staff_systems(data, seed=seed, report=report, heldout=heldout)[:limit]
     yield from _examples(systems, report, options, workers)
 
 
 def source_folder(name: SetName, data: Path) -> Path:
     """The folder of `data` a set is built from (to tell a user which one is missing)."""
-    return Path(data) / "kern" if name == "single-staff" else Path(data) / "kern" / "piano"
+    single = name.startswith("single-staff")
+    return Path(data) / "kern" if single else Path(data) / "kern" / "piano"
 
 
 # --- real scans ---------------------------------------------------------------------------------
@@ -352,6 +356,6 @@ def build(
         return real_scans(data, limit=limit, report=report)
     if name == "real-scans-dev":
         return real_scans(data, limit=limit, report=report, heldout=False)
-    if name == "single-staff":
-        return single_staff(data, seed=seed, limit=limit, workers=workers, report=report)
+    if name in ("single-staff", "single-staff-dev"):
+        return single_staff(data, heldout=name == "single-staff", **common)
     raise ValueError(f"unknown test set {name!r}; choose from {', '.join(SET_NAMES)}")

@@ -2,16 +2,25 @@
 
 The staff model was trained on staves of 1-4 measures fitted into 64 x 512 pixels. A printed
 system often holds 5-10 measures across the page, which the fit shrinks until a staff space is
-three or four pixels. So `StaffReader` cuts a system with more than `most` measures at its
-barlines (`omrgemma.pipeline.barlines.measure_ends`) into pieces of at most `most` measures:
+three or four pixels. So `StaffReader` cuts a system with more than `most` measures (the
+model's `piece_measures`, from its `inference.json`) at its barlines
+(`omrgemma.pipeline.barlines.measure_ends`) into pieces of at most `most` measures:
 
-    pieces = cut_system(gray, staves, ends, most=3)    # Piece(image, staves, measures)
+    pieces = cut_system(gray, staves, ends, most=4)    # Piece(image, staves, measures)
 
 The first piece keeps the clef, key and meter; the others start just after a barline. Each
 staff of a later piece is read forced to begin with the header its first piece was read with
-(`header`), since its own image shows no clef, and `concatenate` joins a staff's readings: the
-first in full but for its closing `*-` line, the later ones without the forced header, the last
-with its `*-`.
+(`header`), since its own image shows no clef, and bounded to the piece's measure count
+(`omrgemma.measure_budget`); `concatenate` joins a staff's readings: the first in full but for
+its closing `*-` line, the later ones without the forced header, the last with its `*-`.
+
+Session 8 had read wide staves in windows with the staff's first measure copied in front of
+each, and found it worse; the model then padded each window towards the four measures it
+trained on. The bound stops that. Measured with the stage-8 model (`benchmarks/pieces.py`,
+SER % / note F1, each staff bounded by its barlines, whole systems -> pieces of at most 4):
+`grandstaff-like-dev` (64 systems) 48.5 / 0.129 -> 45.8 / 0.211; `real-scans-dev` (200)
+58.5 / 0.047 -> 60.7 / 0.050; `camera-like-dev` (64, barlines seldom found) 58.2 / 0.077 ->
+58.0 / 0.079. More notes come out right everywhere; on real scans more symbols are wrong too.
 """
 
 from __future__ import annotations
