@@ -1,6 +1,6 @@
 """The dev sets: `real-scans` from held-out movements only, `real-scans-dev`,
-`grandstaff-like-dev` and `camera-like-dev` from training movements only, and
-`omrgemma evaluate --set real-scans-dev --beam K`."""
+`grandstaff-like-dev`, `camera-like-dev` and `single-staff-dev` from training movements only,
+and `omrgemma evaluate --set real-scans-dev --beam K`."""
 
 from __future__ import annotations
 
@@ -38,10 +38,11 @@ def test_evaluate_passes_the_beam_to_the_recognizer(monkeypatch):
 
 
 def test_the_rendered_dev_sets_come_from_training_movements_only(shared_data):
-    for name in ("grandstaff-like-dev", "camera-like-dev"):
+    for name in ("grandstaff-like-dev", "camera-like-dev", "single-staff-dev"):
         examples = list(testsets.build(name, shared_data, limit=2))
         assert len(examples) == 2
         assert not any(split.is_heldout(e.id.partition("#")[0]) for e in examples)
-    test_ids = {s.id for s in testsets.grandstaff_systems(shared_data)}
-    dev_ids = {s.id for s in testsets.grandstaff_systems(shared_data, heldout=False)}
-    assert test_ids and dev_ids and not test_ids & dev_ids
+    for systems in (testsets.grandstaff_systems, testsets.single_staff_systems):
+        test_ids = {s.id for s in systems(shared_data)}
+        dev_ids = {s.id for s in systems(shared_data, heldout=False)}
+        assert test_ids and dev_ids and not test_ids & dev_ids
