@@ -15,6 +15,13 @@ read whole and passes through unchanged. Before the join, the staves of a system
 agree on the meter: a staff whose `*M` line differs from the system's surest one is read again,
 forced to write that line (`omrgemma.pipeline.meter`; a second model call for those staves).
 
+Measures: each staff is read with at most as many measures as its system shows barlines
+(`omrgemma.pipeline.barlines`, `omrgemma.measure_budget`; none for a lone staff), and a system
+of more than `piece_measures` measures (the model's `inference.json`) is cut at its barlines
+into pieces: the first pieces' staves are read first, the later pieces' staves in one more
+call, each begun with its staff's header, and each staff's readings put back together
+(`omrgemma.pipeline.chunks`).
+
 Confidence: a joined result keeps each staff's own result in `SystemResult.staves`;
 `joined_measure_confidence` scores measure k of the system as the lowest of the staves' scores
 for their measure k (a measure padded with rests takes the staves that have it), so a measure is
@@ -55,9 +62,9 @@ _NEIGHBOUR_REACH = 2.0  # staff spacings: ink at a cut edge this far from the li
 def split_staves(system: np.ndarray, staves: list[Staff] | None = None) -> list[np.ndarray]:
     """uint8[H, W] system image (0 = black) -> one uint8[h, w] image per staff, top to bottom.
 
-    Staves come from `find_system_staves` (or `staves`, found in it before). Neighbouring staves are cut halfway across the gap
-    between them, so ledger lines on either side stay with their staff; the outer staves keep a
-    whole gap above (below) them, within the image. Each cut is trimmed of white borders as
+    Staves come from `find_system_staves` (or `staves`, found in it before). Neighbouring
+    staves are cut halfway across the gap between them, so ledger lines on either side stay with
+    their staff; the outer staves keep a whole gap above (below) them, within the image. Each cut is trimmed of white borders as
     training renders are (`trim_white`). Fewer than two staves found: the image itself, uncut
     but trimmed the same way (page margins around one staff would otherwise shrink it in the
     model input, where a model with full-height patches sees a staff of another size).
@@ -355,9 +362,11 @@ class StaffReader:
     def _pieces(self, image: np.ndarray) -> list[Piece]:
         gray = _gray(image)
         staves = find_system_staves(gray)
-        counting = self.count_measures or self.piece_measures is not None
+        # pieces need forced starts, which only a recognizer with `recognize` takes
+        most = self.piece_measures if hasattr(self.inner, "recognize") else None
+        counting = self.count_measures or most is not None
         ends = measure_ends(gray, staves) if counting else []
-        pieces = cut_system(gray, staves, ends, most=self.piece_measures)
+        pieces = cut_system(gray, staves, ends, most=most)
         if not self.count_measures:
             pieces = [replace(piece, measures=None) for piece in pieces]
         return pieces

@@ -140,3 +140,21 @@ def test_without_pieces_or_counts_the_reader_reads_each_staff_once_unbounded(six
                          piece_measures=None, count_measures=False)  # fmt: skip
     reader.recognize([six_image])
     assert model.calls == [dict(images=2, starts=None, measures=None)]
+
+
+def test_a_recognizer_without_forced_starts_reads_whole_systems(six_image):
+    @dataclass
+    class PredictOnly:
+        unit: str = "staff"
+        image_size: tuple[int, int] = (64, 512)
+        calls: list[int] = field(default_factory=list)
+
+        def predict(self, images):
+            self.calls.append(len(images))
+            return ["**kern\n*clefG2\n2r\n=\n*-\n"] * len(images)
+
+    model = PredictOnly()
+    reader = StaffReader(inner=model, image_size=(1024, 1024), agree_meter=False,
+                         piece_measures=2)  # fmt: skip
+    [kern] = reader.predict([six_image])
+    assert model.calls == [2] and len(parse(kern).measures) == 1
