@@ -17,10 +17,11 @@ its closing `*-` line, the later ones without the forced header, the last with i
 Session 8 had read wide staves in windows with the staff's first measure copied in front of
 each, and found it worse; the model then padded each window towards the four measures it
 trained on. The bound stops that. Measured with the stage-8 model (`benchmarks/pieces.py`,
-SER % / note F1, each staff bounded by its barlines, whole systems -> pieces of at most 4):
-`grandstaff-like-dev` (64 systems) 48.5 / 0.129 -> 45.8 / 0.211; `real-scans-dev` (200)
-58.5 / 0.047 -> 60.7 / 0.050; `camera-like-dev` (64, barlines seldom found) 58.2 / 0.077 ->
-58.0 / 0.079. More notes come out right everywhere; on real scans more symbols are wrong too.
+`benchmarks/results/pieces.md`; SER % / note F1, each staff bounded by its barlines, whole
+systems -> pieces of at most 4 -> at most 5): `grandstaff-like-dev` (64 systems) 48.5 / 0.129
+-> 45.8 / 0.211 -> 45.6 / 0.199; `real-scans-dev` (200) 58.5 / 0.047 -> 60.7 / 0.050 -> 59.1 /
+0.050; `camera-like-dev` (64, barlines seldom found) 58.2 / 0.077 -> 58.0 / 0.079 -> 58.2 /
+0.077. The shipped model reads pieces of at most 5.
 """
 
 from __future__ import annotations
