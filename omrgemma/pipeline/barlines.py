@@ -6,10 +6,11 @@
 A barline is a thin vertical stroke across every staff of the system, from its top line to its
 bottom line, and (in a system of several staves) across the gaps between them as well, where a
 piano system's barlines run and stems almost never do. Above the top staff and below the bottom
-one it stops, where a stem, which ends at a notehead outside the staff, goes on; and beside it the staff spaces are empty on at least one side, where
-a time signature's digits are not. Strokes closer than `_SAME_BAR` staff spacings are one
-barline (double and final bars, repeat signs); one within `_OPENING` spacings of where the staff
-lines start is the system's opening line, not the end of a measure. The count is the barlines
+one it stops, where a stem, which ends at a notehead outside the staff, goes on; and beside it
+the staff spaces are empty on at least one side, where a time signature's digits are not.
+Strokes closer than `_SAME_BAR` staff spacings are one barline (double and final bars, repeat
+signs); one within `_OPENING` spacings of where the staff lines start is the system's opening
+line, not the end of a measure. The count is the barlines
 found, plus one when the last is not at the lines' right end (the system ends inside a
 measure). A measure wider than `_WIDEST` spacings means a missed barline: the count is then
 unknown rather than short, since a reading bounded by a short count loses its last measures.

@@ -393,17 +393,18 @@ class StaffReader:
             [systems[i][k].measures for i, k, _ in wanted],
             starts,
         )
-        later: dict[tuple[int, int], list[SystemResult]] = {}
-        for (i, _, j), result in zip(wanted, again, strict=True):
-            later.setdefault((i, j), []).append(result)
-        joined = []
-        for i, own in enumerate(firsts):
-            staves = []
-            for j, first in enumerate(own):
-                rest = later.get((i, j), [])
-                staves.append(concatenate([first, *rest], ["", *[header(first.kern)] * len(rest)]))
-            joined.append(staves)
-        return joined
+        later: dict[tuple[int, int], list[tuple[SystemResult, str]]] = {}
+        for (i, _, j), result, start in zip(wanted, again, starts, strict=True):
+            later.setdefault((i, j), []).append((result, start))
+        return [
+            [self._whole_staff(first, later.get((i, j), [])) for j, first in enumerate(own)]
+            for i, own in enumerate(firsts)
+        ]
+
+    @staticmethod
+    def _whole_staff(first: SystemResult, rest: list[tuple[SystemResult, str]]) -> SystemResult:
+        """A staff's first reading and its later pieces' (each with its forced start) as one."""
+        return concatenate([first, *(r for r, _ in rest)], ["", *(s for _, s in rest)])
 
     def _agree_on_meter(
         self,
