@@ -3,7 +3,7 @@
 
     .venv/bin/python benchmarks/pieces.py --model models/omrgemma-small \\
         [--sets real-scans-dev:200,grandstaff-like-dev:64,camera-like-dev:64] \\
-        [--modes free,bound,bound+4] [--data DIR]
+        [--modes free,bound,bound+4] [--beam K] [--data DIR]
 
 Reads the first N systems of each set (dev sets: training movements, never the test sets)
 staff by staff in each mode and prints, as Markdown, system SER, note F1 (precision / recall),
@@ -39,6 +39,7 @@ def main() -> None:
     )
     parser.add_argument("--modes", default="free,bound,bound+4")
     parser.add_argument("--data", default=None)
+    parser.add_argument("--beam", type=int, default=1, help="beam width (1: greedy)")
     args = parser.parse_args()
 
     from omrgemma import metrics
@@ -47,8 +48,8 @@ def main() -> None:
     from omrgemma.settings import data_dir
 
     data = Path(args.data) if args.data else data_dir()
-    reader = load_predictor(args.model, data=data)
-    print(f"model `{args.model}`\n")
+    reader = load_predictor(args.model, data=data, beam=args.beam)
+    print(f"model `{args.model}`, beam {args.beam}\n")
     print(
         "| set | systems | mode | SER % | note F1 (P / R) | valid % | symbols written / reference | s |"
     )

@@ -115,3 +115,29 @@ def test_a_measure_too_wide_to_be_one_makes_the_count_unknown_not_short():
     for x in ends[:-1]:  # every barline but the last gone: one "measure" across the system
         erased[:, round(x - spacing / 2) : round(x + spacing / 2)] = 255
     assert measure_ends(erased, staves) == [] and measure_count(erased, staves) is None
+
+
+def leaning(image: np.ndarray) -> np.ndarray:
+    """The image as a camera not square to the page sees it: upright strokes lean, more at the
+    left than at the right."""
+    import cv2
+
+    image = cv2.copyMakeBorder(image, 30, 30, 60, 60, cv2.BORDER_CONSTANT, value=255)
+    h, w = image.shape
+    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    moved = np.float32([[0.25 * h, 0], [w + 0.05 * h, 0], [w, h], [0, h]])
+    matrix = cv2.getPerspectiveTransform(corners, moved)
+    return cv2.warpPerspective(image, matrix, (w, h), borderValue=255)
+
+
+def test_a_photographed_systems_leaning_barlines_are_counted(piano_image, monkeypatch):
+    from omrgemma.pipeline import barlines, geometry
+
+    image = leaning(piano_image)
+    staves = find_system_staves(image)
+    assert len(staves) == 2
+    assert measure_count(image, staves) == 5
+    # the lean is what makes them count: looked for upright only, they are missed
+    monkeypatch.setattr(geometry, "LEANS", np.array([0.0]))
+    monkeypatch.setattr(barlines, "LEANS", np.array([0.0]))
+    assert measure_count(image, staves) is None
