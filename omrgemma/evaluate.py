@@ -96,10 +96,11 @@ BASELINES = ("baseline:empty", "baseline:common")
 
 
 def load_predictor(
-    spec: str, *, data: Path | None = None, set_name: str = "", beam: int = 1
+    spec: str, *, data: Path | None = None, set_name: str = "", beam: int | None = None
 ) -> Predictor:
     """`baseline:empty`, `baseline:common` (for the test set `set_name`), or a model folder (via
-    `omrgemma.recognizer`, decoding with `beam`; a staff model wrapped to read whole systems)."""
+    `omrgemma.recognizer`, decoding with `beam`, None: the model's own; a staff model wrapped to
+    read whole systems)."""
     if spec == "baseline:empty":
         return ConstantPredictor("")
     if spec == "baseline:common":

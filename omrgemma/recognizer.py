@@ -11,7 +11,8 @@ A model directory is anything `omrgemma.checkpoint.load_any` reads: our own (con
 model.safetensors, tokenizer.model), an official PaliGemma 2 transformers directory, or a
 big_vision `.npz` (with `tokenizer.model` beside it). An optional `inference.json` beside the
 weights names the task prompt (`"prompt"`, default empty: the model then sees `<bos><sep>` after
-the image) and the decode budget (`"max_new_tokens"`); our `config.json` is the model's
+the image), the decode budget (`"max_new_tokens"`) and the beam width it is read with by default
+(`"beam"`, default 1: greedy; `beam=` overrides it); our `config.json` is the model's
 architecture only, so these cannot live there.
 A directory holding several resolutions keeps each in a subfolder named by it (`224/`, `448/`);
 `resolution=` picks one. Inputs may be non-square (`image_size` (height, width) in the config, e.g.
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from omrgemma.kern.problems import Problem
 
 DEFAULT_MAX_NEW_TOKENS = 1024
+MAX_BEAM = 16
 INFERENCE_FILE = "inference.json"
 Device = Literal["auto", "cpu", "gpu", "tpu"]
 Unit = Literal["system", "staff"]
@@ -288,7 +290,7 @@ def load_recognizer(
     *,
     device: Device = "auto",
     quantize: Literal["int8"] | None = None,
-    beam: int = 1,
+    beam: int | None = None,
     batch_size: int = 8,
     resolution: int | None = None,
     max_new_tokens: int | None = None,
@@ -314,6 +316,8 @@ def load_recognizer(
     tokenizer = load_tokenizer(loaded.tokenizer_path or folder / "tokenizer.model")
     extra = {**_read_json(folder / "config.json"), **_read_json(folder / INFERENCE_FILE)}
     prompt_ids = tuple(tokenizer.encode_prefix(extra.get("prompt", "")))
+    if beam is None:
+        beam = _beam_width(extra.get("beam"), folder / INFERENCE_FILE)
     strategy = decode.Greedy() if beam <= 1 else decode.BeamSearch(width=beam)
     return Recognizer(
         model_dir=path,
@@ -331,6 +335,19 @@ def load_recognizer(
         unit=model_unit(loaded.config.image_size, extra.get("unit"), path=folder / INFERENCE_FILE),
         piece_measures=_piece_measures(extra.get("piece_measures"), folder / INFERENCE_FILE),
     )
+
+
+def _beam_width(value: Any, path: Path) -> int:
+    """`"beam"` of `inference.json`: the model's own decoding (1, greedy, when absent)."""
+    if value is None:
+        return 1
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BEAM:
+        raise ModelError(
+            f"beam must be a whole number from 1 to {MAX_BEAM}, got {value!r}",
+            path=path,
+            hint='write e.g. "beam": 4, or leave it out to decode greedily',
+        )
+    return value
 
 
 def _piece_measures(value: Any, path: Path) -> int | None:

@@ -35,8 +35,9 @@ SETS = (  # testsets.SET_NAMES
 @click.option("--examples", "examples_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Save the worst cases: image, reference, prediction, diff.")  # fmt: skip
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--beam", type=click.IntRange(1, 16), default=1, show_default=True,
-              help="Beam width for a model folder (1: greedy, as `transcribe` by default).")  # fmt: skip
+@click.option("--beam", type=click.IntRange(1, 16), default=None,
+              help="Beam width for a model folder (1: greedy). Default: the model's, as "
+                   "`transcribe` reads it.")  # fmt: skip
 @click.option("--no-music", is_flag=True, help="Skip note F1 and MusicXML checks (much faster).")
 def command(
     model, set_name, limit, data, seed, json_path, examples_dir, batch_size, beam, no_music
@@ -84,7 +85,7 @@ def command(
             predictor,
             examples,
             set_name=set_name,
-            model=model if beam == 1 else f"{model} (beam {beam})",
+            model=model if beam is None else f"{model} (beam {beam})",
             batch_size=batch_size,
             music=not no_music,
             progress=lambda n: progress.update(task, completed=n),

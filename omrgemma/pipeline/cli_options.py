@@ -22,8 +22,9 @@ def model_options(func):
                           "big_vision .npz). Default: the shipped models/omrgemma-small."),
         click.option("--resolution", type=click.Choice(["224", "448", "896"]), default=None,
                      help="Input resolution, where the model has several."),
-        click.option("--beam", type=click.IntRange(1, 16), default=1, show_default=True,
-                     help="Beam width (1 = greedy)."),
+        click.option("--beam", type=click.IntRange(1, 16), default=None,
+                     help="Beam width (1 = greedy). Default: the model's (its inference.json), "
+                          "else greedy."),
         click.option("--quantize", type=click.Choice(["int8"]), default=None,
                      help="Quantize the weights to int8 (less memory, a little less accuracy)."),
         click.option("--device", type=click.Choice(["auto", "cpu", "gpu", "tpu"]), default="auto",

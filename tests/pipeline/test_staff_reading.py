@@ -425,6 +425,25 @@ def test_the_model_folder_says_how_many_measures_a_piece_holds(staff_model_dir, 
             load_recognizer(folder, device="cpu")
 
 
+def test_the_model_folder_says_its_beam_width_and_beam_overrides_it(staff_model_dir, tmp_path):
+    import shutil
+
+    from omrgemma import decode
+    from omrgemma.recognizer import load_recognizer
+
+    assert load_recognizer(staff_model_dir, device="cpu").strategy == decode.Greedy()
+    folder = tmp_path / "beam"
+    shutil.copytree(staff_model_dir, folder)
+    (folder / "inference.json").write_text(json.dumps({"max_new_tokens": 8, "beam": 3}))
+    assert load_recognizer(folder, device="cpu").strategy == decode.BeamSearch(width=3)
+    assert load_recognizer(folder, device="cpu", beam=1).strategy == decode.Greedy()
+    assert load_recognizer(folder, device="cpu", beam=2).strategy == decode.BeamSearch(width=2)
+    for bad in (0, 17, 2.5, "4", True):
+        (folder / "inference.json").write_text(json.dumps({"beam": bad}))
+        with pytest.raises(ModelError, match="beam"):
+            load_recognizer(folder, device="cpu")
+
+
 @pytest.mark.parametrize(("data", "settings"), [
     ({"dataset": "staves", "measures": [1, 4]}, {"piece_measures": 4}),
     ({"dataset": "single", "measures": [1, 2]}, {"piece_measures": 2}),
