@@ -39,7 +39,9 @@ def main() -> None:
     )
     parser.add_argument("--modes", default="free,bound,bound+4")
     parser.add_argument("--data", default=None)
-    parser.add_argument("--beam", type=int, default=None, help="beam width (1: greedy; default: the model's)")
+    parser.add_argument(
+        "--beam", type=int, default=None, help="beam width (1: greedy; default: the model's)"
+    )
     args = parser.parse_args()
 
     from omrgemma import metrics
