@@ -37,7 +37,6 @@ _STRETCH = (0.85, 1.15)  # how much a window's staff may be taller or shorter th
 _LINE_INK = 0.5  # share of a window's columns the five lines must ink on average to fit it
 _OUTLIER = 0.25  # staff spacings: a window this far off the fitted curve is left out
 _LEAN_WINDOW = 8.0  # staff spacings: the windows the lean is measured in
-_STROKE = 2.0  # staff spacings: the shortest upright stroke the lean is measured on
 _SHARP = 1.05  # a window's best lean must beat the leans 3 steps either side by this factor
 
 
